@@ -1,0 +1,1 @@
+//! label_replace, label_join and sorting by labels.

@@ -1,0 +1,357 @@
+//! Phase two of a query: evaluation over the fetched series.
+//!
+//! Every expression is evaluated at one timestamp at a time; a range query
+//! is the instant evaluation repeated at each step and stitched into series.
+//! Selectors, subqueries and functions read only the pre-fetched data, so
+//! evaluation never blocks on I/O; it checks the deadline, the cancellation
+//! token and the sample limit at every step.
+
+#![allow(dead_code)]
+mod aggregate;
+mod binary;
+mod call;
+mod labels_fns;
+mod selector;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::Expr;
+use tidemark_model::{Labels, Sample};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::PromqlError;
+use crate::prepare::Fetched;
+use crate::storage::Series;
+use crate::value::{Value, VectorSample};
+
+/// Everything evaluation needs to know about the query being run.
+pub(crate) struct QueryCtx {
+    /// First evaluation timestamp, ms (the only one for an instant query).
+    pub(crate) start: i64,
+    /// Last evaluation timestamp, ms.
+    pub(crate) end: i64,
+    /// Step between evaluations, ms (1 for an instant query).
+    pub(crate) interval: i64,
+    pub(crate) is_range: bool,
+    pub(crate) lookback: i64,
+    pub(crate) subquery_step: i64,
+    pub(crate) max_samples: usize,
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// One element of an instant vector during evaluation.
+///
+/// `drop_name` implements Prometheus 3's delayed name removal: functions and
+/// arithmetic mark the element instead of removing `__name__` at once, so
+/// `label_replace` and friends can still read the name; the metadata labels
+/// are removed when the query's result is produced.
+#[derive(Debug, Clone)]
+pub(crate) struct Elem {
+    pub(crate) labels: Labels,
+    pub(crate) v: f64,
+    pub(crate) drop_name: bool,
+}
+
+/// One series of a range vector during evaluation; samples borrowed from the
+/// fetched data where possible.
+#[derive(Debug, Clone)]
+pub(crate) struct RangeSeries<'a> {
+    pub(crate) labels: Labels,
+    pub(crate) samples: Cow<'a, [Sample]>,
+    pub(crate) drop_name: bool,
+}
+
+/// A value during evaluation.
+pub(crate) enum Val<'a> {
+    Scalar(f64),
+    Str(String),
+    Vector(Vec<Elem>),
+    Matrix(Vec<RangeSeries<'a>>),
+}
+
+impl Val<'_> {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Str(_) => "string",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+        }
+    }
+}
+
+/// Evaluates one query over its fetched data.
+pub(crate) struct Evaluator<'a> {
+    ctx: &'a QueryCtx,
+    data: &'a Fetched,
+    warnings: Vec<String>,
+    infos: Vec<String>,
+    /// Counts calls to [`Evaluator::check_limits`], to read the clock only
+    /// every few calls.
+    ticks: u32,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(ctx: &'a QueryCtx, data: &'a Fetched) -> Self {
+        Evaluator {
+            ctx,
+            data,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            ticks: 0,
+        }
+    }
+
+    /// The annotations collected while evaluating: (warnings, infos).
+    pub(crate) fn into_annotations(self) -> (Vec<String>, Vec<String>) {
+        (self.warnings, self.infos)
+    }
+
+    pub(crate) fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub(crate) fn info(&mut self, msg: String) {
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+
+    /// Fails the query if it was cancelled or ran out of time.
+    pub(crate) fn check_limits(&mut self) -> Result<(), PromqlError> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ctx.cancel.is_cancelled() {
+            return Err(PromqlError::Canceled {
+                phase: "expression evaluation",
+            });
+        }
+        if self.ticks % 16 == 1 && Instant::now() >= self.ctx.deadline {
+            return Err(PromqlError::Timeout {
+                phase: "expression evaluation",
+                timeout: self.ctx.timeout,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails the query if holding `extra` more samples would exceed the limit.
+    pub(crate) fn check_samples(&self, extra: usize) -> Result<(), PromqlError> {
+        if self.data.total_samples.saturating_add(extra) > self.ctx.max_samples {
+            return Err(PromqlError::TooManySamples {
+                limit: self.ctx.max_samples,
+            });
+        }
+        Ok(())
+    }
+
+    /// Evaluates the query's root expression over the whole query range.
+    pub(crate) fn run(&mut self, expr: &'a Expr) -> Result<Value, PromqlError> {
+        if !self.ctx.is_range {
+            self.check_limits()?;
+            let t = self.ctx.start;
+            return match self.eval(expr, t)? {
+                Val::Scalar(v) => Ok(Value::Scalar { t, v }),
+                Val::Str(s) => Ok(Value::String { t, s }),
+                Val::Vector(elems) => {
+                    let elems = finish_names(elems)?;
+                    Ok(Value::Vector(
+                        elems
+                            .into_iter()
+                            .map(|e| VectorSample {
+                                labels: e.labels,
+                                t,
+                                v: e.v,
+                            })
+                            .collect(),
+                    ))
+                }
+                Val::Matrix(m) => {
+                    let mut out: Vec<Series> = m
+                        .into_iter()
+                        .map(|s| Series {
+                            labels: if s.drop_name {
+                                drop_metadata(&s.labels)
+                            } else {
+                                s.labels
+                            },
+                            samples: s.samples.into_owned(),
+                        })
+                        .collect();
+                    for w in 1..out.len() {
+                        if out[..w].iter().any(|o| o.labels == out[w].labels) {
+                            return Err(duplicate_labelset());
+                        }
+                    }
+                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    Ok(Value::Matrix(out))
+                }
+            };
+        }
+
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let mut produced = 0usize;
+        let mut ts = self.ctx.start;
+        while ts <= self.ctx.end {
+            self.check_limits()?;
+            match self.eval(expr, ts)? {
+                Val::Scalar(v) => {
+                    push_point(&mut index, &mut out, Labels::empty(), Sample::new(ts, v));
+                    produced += 1;
+                }
+                Val::Vector(elems) => {
+                    let elems = finish_names(elems)?;
+                    produced += elems.len();
+                    for e in elems {
+                        push_point(&mut index, &mut out, e.labels, Sample::new(ts, e.v));
+                    }
+                }
+                other => {
+                    return Err(PromqlError::exec(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        other.type_name()
+                    )));
+                }
+            }
+            self.check_samples(produced)?;
+            ts += self.ctx.interval;
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Value::Matrix(out))
+    }
+
+    /// Evaluates `e` at timestamp `ts` (ms).
+    pub(crate) fn eval(&mut self, e: &'a Expr, ts: i64) -> Result<Val<'a>, PromqlError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, ts),
+            Expr::Unary(u) => match self.eval(&u.expr, ts)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(mut elems) => {
+                    for el in &mut elems {
+                        el.v = -el.v;
+                        el.drop_name = true;
+                    }
+                    Ok(Val::Vector(elems))
+                }
+                other => Err(PromqlError::exec(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select_instant(vs, ts))),
+            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.select_range(ms, ts))),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.eval_subquery(sq, ts)?)),
+            Expr::Aggregate(a) => self.eval_aggregate(a, ts),
+            Expr::Binary(b) => self.eval_binary(b, ts),
+            Expr::Call(c) => self.eval_call(c, ts),
+            Expr::Extension(_) => Err(PromqlError::exec(
+                "extension expressions are not supported by this engine",
+            )),
+        }
+    }
+
+    /// Evaluates `e` and requires an instant vector.
+    pub(crate) fn eval_vector(&mut self, e: &'a Expr, ts: i64) -> Result<Vec<Elem>, PromqlError> {
+        match self.eval(e, ts)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(PromqlError::exec(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates `e` and requires a scalar.
+    pub(crate) fn eval_scalar(&mut self, e: &'a Expr, ts: i64) -> Result<f64, PromqlError> {
+        match self.eval(e, ts)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(PromqlError::exec(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates `e` and requires a range vector.
+    pub(crate) fn eval_matrix(
+        &mut self,
+        e: &'a Expr,
+        ts: i64,
+    ) -> Result<Vec<RangeSeries<'a>>, PromqlError> {
+        match self.eval(e, ts)? {
+            Val::Matrix(m) => Ok(m),
+            other => Err(PromqlError::exec(format!(
+                "expected range vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+}
+
+fn push_point(index: &mut HashMap<Labels, usize>, out: &mut Vec<Series>, labels: Labels, p: Sample) {
+    match index.get(&labels) {
+        Some(&i) => out[i].samples.push(p),
+        None => {
+            index.insert(labels.clone(), out.len());
+            out.push(Series {
+                labels,
+                samples: vec![p],
+            });
+        }
+    }
+}
+
+/// The metadata labels Prometheus 3 removes when a value stops being the
+/// metric it was selected as.
+pub(crate) const METADATA_LABELS: [&str; 3] = ["__name__", "__type__", "__unit__"];
+
+pub(crate) fn drop_metadata(l: &Labels) -> Labels {
+    if METADATA_LABELS.iter().any(|n| l.get(n).is_some()) {
+        l.without(&METADATA_LABELS)
+    } else {
+        l.clone()
+    }
+}
+
+pub(crate) fn duplicate_labelset() -> PromqlError {
+    PromqlError::exec("vector cannot contain metrics with the same labelset")
+}
+
+/// Applies the delayed name removal to a result vector and checks that
+/// label sets are still unique.
+pub(crate) fn finish_names(mut elems: Vec<Elem>) -> Result<Vec<Elem>, PromqlError> {
+    let mut any = false;
+    for e in &mut elems {
+        if e.drop_name {
+            e.labels = drop_metadata(&e.labels);
+            e.drop_name = false;
+            any = true;
+        }
+    }
+    if any {
+        check_unique(&elems)?;
+    }
+    Ok(elems)
+}
+
+/// Fails with Prometheus's error when two elements share a label set.
+pub(crate) fn check_unique(elems: &[Elem]) -> Result<(), PromqlError> {
+    if elems.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(elems.len());
+    for e in elems {
+        if !seen.insert(&e.labels) {
+            return Err(duplicate_labelset());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Phase one of a query: find every selector, the time range it can be
+//! evaluated over, and fetch its series from the storage.
+//!
+//! The walk mirrors evaluation: a subquery shifts and widens the range its
+//! inner expression is evaluated over, `@` pins it, `offset` shifts it, a
+//! range selector widens it by its range and an instant selector by the
+//! lookback delta. Each selector node is fetched once; evaluation then finds
+//! its series by the node's address in the (immutable, still borrowed) AST.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use tidemark_model::{MatchOp, Matcher};
+
+use crate::error::PromqlError;
+use crate::eval::QueryCtx;
+use crate::storage::{Queryable, SelectHints, Series};
+
+/// One storage read the query needs.
+pub(crate) struct SelectReq {
+    key: usize,
+    /// Alternatives (`{a="1" or b="2"}`): the union of their results.
+    matcher_sets: Vec<Vec<Matcher>>,
+    hints: SelectHints,
+}
+
+/// The series of every selector of a query, fetched before evaluation.
+#[derive(Default)]
+pub(crate) struct Fetched {
+    sets: HashMap<usize, Vec<Series>>,
+    /// Samples held by all fetched series, for the max-samples limit.
+    pub(crate) total_samples: usize,
+}
+
+impl Fetched {
+    /// The series fetched for a selector node of the query's AST.
+    pub(crate) fn series(&self, vs: &VectorSelector) -> &[Series] {
+        self.sets.get(&key(vs)).map_or(&[], |v| v.as_slice())
+    }
+}
+
+fn key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// Milliseconds of a parser `@` modifier, with `start()`/`end()` resolved
+/// against the query.
+pub(crate) fn at_ms(at: &AtModifier, ctx: &QueryCtx) -> i64 {
+    match at {
+        AtModifier::Start => ctx.start,
+        AtModifier::End => ctx.end,
+        AtModifier::At(t) => system_time_ms(*t),
+    }
+}
+
+pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Signed milliseconds of an `offset` (negative offsets look ahead).
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// Lists the storage reads of a query evaluated over `[ctx.start, ctx.end]`.
+pub(crate) fn plan(expr: &Expr, ctx: &QueryCtx) -> Result<Vec<SelectReq>, PromqlError> {
+    let mut out = Vec::new();
+    walk(expr, ctx.start, ctx.end, None, 0, ctx, &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    e: &Expr,
+    start: i64,
+    end: i64,
+    func: Option<&str>,
+    range: i64,
+    ctx: &QueryCtx,
+    out: &mut Vec<SelectReq>,
+) -> Result<(), PromqlError> {
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, start, end, None, 0, ctx, out)?;
+            }
+            walk(&a.expr, start, end, None, 0, ctx, out)
+        }
+        Expr::Unary(u) => walk(&u.expr, start, end, None, 0, ctx, out),
+        Expr::Binary(b) => {
+            walk(&b.lhs, start, end, None, 0, ctx, out)?;
+            walk(&b.rhs, start, end, None, 0, ctx, out)
+        }
+        Expr::Paren(p) => walk(&p.expr, start, end, func, range, ctx, out),
+        Expr::Subquery(sq) => {
+            let (s, e) = shifted(start, end, &sq.at, &sq.offset, ctx);
+            let r = sq.range.as_millis() as i64;
+            walk(&sq.expr, s - r, e, None, 0, ctx, out)
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+        Expr::VectorSelector(vs) => {
+            let (s, e) = shifted(start, end, &vs.at, &vs.offset, ctx);
+            out.push(request(vs, s - ctx.lookback + 1, e, func, range, ctx)?);
+            Ok(())
+        }
+        Expr::MatrixSelector(ms) => {
+            let (s, e) = shifted(start, end, &ms.vs.at, &ms.vs.offset, ctx);
+            let r = ms.range.as_millis() as i64;
+            out.push(request(&ms.vs, s - r + 1, e, func, r, ctx)?);
+            Ok(())
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, start, end, Some(c.func.name), 0, ctx, out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn shifted(
+    start: i64,
+    end: i64,
+    at: &Option<AtModifier>,
+    offset: &Option<Offset>,
+    ctx: &QueryCtx,
+) -> (i64, i64) {
+    let (s, e) = match at {
+        Some(a) => {
+            let t = at_ms(a, ctx);
+            (t, t)
+        }
+        None => (start, end),
+    };
+    let off = offset_ms(offset);
+    (s - off, e - off)
+}
+
+fn request(
+    vs: &VectorSelector,
+    start: i64,
+    end: i64,
+    func: Option<&str>,
+    range: i64,
+    ctx: &QueryCtx,
+) -> Result<SelectReq, PromqlError> {
+    let mut base = convert_matchers(&vs.matchers.matchers)?;
+    if let Some(name) = &vs.name {
+        let has = base
+            .iter()
+            .any(|m| m.name == tidemark_model::METRIC_NAME && m.op == MatchOp::Equal && &m.value == name);
+        if !has {
+            base.push(Matcher::equal(tidemark_model::METRIC_NAME, name.clone()));
+        }
+    }
+    let mut matcher_sets = Vec::new();
+    if vs.matchers.or_matchers.is_empty() {
+        matcher_sets.push(base);
+    } else {
+        for alt in &vs.matchers.or_matchers {
+            let mut set = base.clone();
+            set.extend(convert_matchers(alt)?);
+            matcher_sets.push(set);
+        }
+    }
+    Ok(SelectReq {
+        key: key(vs),
+        matcher_sets,
+        hints: SelectHints {
+            start,
+            end,
+            step: if ctx.is_range { ctx.interval } else { 0 },
+            func: func.map(str::to_string),
+            range,
+        },
+    })
+}
+
+fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlError> {
+    ms.iter()
+        .map(|m| {
+            let op = match m.op {
+                PMatchOp::Equal => MatchOp::Equal,
+                PMatchOp::NotEqual => MatchOp::NotEqual,
+                PMatchOp::Re(_) => MatchOp::Regex,
+                PMatchOp::NotRe(_) => MatchOp::NotRegex,
+            };
+            Matcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| PromqlError::Parse { msg: e.to_string() })
+        })
+        .collect()
+}
+
+/// Runs the storage reads, stopping at the deadline, on cancellation, or
+/// when the fetched samples exceed the query's limit.
+pub(crate) async fn fetch(
+    q: &dyn Queryable,
+    plan: Vec<SelectReq>,
+    ctx: &QueryCtx,
+) -> Result<Fetched, PromqlError> {
+    let mut fetched = Fetched::default();
+    let deadline = tokio::time::Instant::from_std(ctx.deadline);
+    for req in plan {
+        let mut merged: Vec<Series> = Vec::new();
+        let multi = req.matcher_sets.len() > 1;
+        for set in &req.matcher_sets {
+            let fut = q.select(&req.hints, set);
+            let res = tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => return Err(PromqlError::Canceled { phase: "query preparation" }),
+                r = tokio::time::timeout_at(deadline, fut) => r,
+            };
+            let series = match res {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(PromqlError::Timeout {
+                        phase: "query preparation",
+                        timeout: ctx.timeout,
+                    });
+                }
+            };
+            for s in series {
+                if multi && merged.iter().any(|m| m.labels == s.labels) {
+                    continue;
+                }
+                fetched.total_samples += s.samples.len();
+                if fetched.total_samples > ctx.max_samples {
+                    return Err(PromqlError::TooManySamples {
+                        limit: ctx.max_samples,
+                    });
+                }
+                merged.push(s);
+            }
+        }
+        // Deterministic order, as Prometheus's series sets are sorted.
+        merged.sort_by(|a, b| a.labels.cmp(&b.labels));
+        fetched.sets.insert(req.key, merged);
+    }
+    Ok(fetched)
+}
