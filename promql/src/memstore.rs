@@ -128,6 +128,7 @@ impl Queryable for MemStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use tidemark_model::{MatchOp, STALE_NAN, is_stale_nan};
 

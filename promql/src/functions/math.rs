@@ -173,6 +173,7 @@ pub fn unary(name: &str) -> Option<fn(f64) -> f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -163,6 +163,7 @@ pub fn go_min(x: f64, y: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

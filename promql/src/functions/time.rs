@@ -132,6 +132,7 @@ pub fn by_name(name: &str) -> Option<fn(f64) -> f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
