@@ -88,6 +88,74 @@ pub fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> BucketQuantile {
     }
 }
 
+/// `histogram_fraction(lower, upper, ...)` over classic buckets: the
+/// estimated fraction of observations between `lower` and `upper`.
+///
+/// Buckets are `(upper_bound, cumulative_count)` in any order; they are
+/// sorted, merged and made monotonic as for [`bucket_quantile`]. Inside a
+/// finite bucket observations are assumed evenly spread; the lowest bucket
+/// spans from 0 if its bound is positive. Observations in a bucket of
+/// infinite width (the lowest one when its bound is not positive, and the
+/// `+Inf` one) sit at its infinite end, so no interpolation happens there.
+/// NaN for NaN bounds, no `+Inf` bucket or no observations; 0 when
+/// `lower >= upper`.
+pub fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if buckets.is_empty() || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets[buckets.len() - 1].0 != f64::INFINITY {
+        return f64::NAN;
+    }
+    let n = coalesce(buckets);
+    let buckets = &mut buckets[..n];
+    ensure_monotonic(buckets, SMALL_DELTA_TOLERANCE);
+    let total = buckets[n - 1].1;
+    if total == 0.0 || total.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    // Rank (number of observations) at or below `x`.
+    let rank_at = |x: f64| -> f64 {
+        let mut below = 0.0;
+        for (i, &(ub, cum)) in buckets.iter().enumerate() {
+            let count = cum - below;
+            let lb = if i == 0 {
+                if ub > 0.0 { 0.0 } else { f64::NEG_INFINITY }
+            } else {
+                buckets[i - 1].0
+            };
+            if x <= lb {
+                return below;
+            }
+            if x < ub {
+                if lb == f64::NEG_INFINITY {
+                    return below + count; // all at -Inf, below x
+                }
+                if ub == f64::INFINITY {
+                    return below; // all at +Inf, above x
+                }
+                return below + count * (x - lb) / (ub - lb);
+            }
+            below = cum;
+        }
+        below
+    };
+    let lo = if lower == f64::NEG_INFINITY {
+        0.0
+    } else {
+        rank_at(lower).min(total)
+    };
+    let hi = if upper == f64::INFINITY {
+        total
+    } else {
+        rank_at(upper).min(total)
+    };
+    (hi - lo) / total
+}
+
 /// [`bucket_quantile`]'s value alone.
 pub fn histogram_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     bucket_quantile(q, buckets).value
@@ -234,6 +302,40 @@ mod tests {
         assert!((histogram_quantile(0.25, &mut b) - 0.5).abs() < 1e-12);
         let r = bucket_quantile(0.5, &mut [(1.0, 3.0), (2.0, 3.0 - 1e-15), (INF, 4.0)]);
         assert!(r.fixed_precision && !r.forced_monotonic);
+    }
+
+    fn frac(lo: f64, hi: f64, b: &[(f64, f64)]) -> f64 {
+        bucket_fraction(lo, hi, &mut b.to_vec())
+    }
+
+    #[test]
+    fn fraction_interpolates_in_finite_buckets() {
+        // Cases of Prometheus's histograms.test (classic and NHCB agree).
+        let b = [
+            (0.0, 0.0),
+            (2.0, 10.0),
+            (4.0, 20.0),
+            (6.0, 30.0),
+            (INF, 30.0),
+        ];
+        assert!((frac(0.0, 4.0, &b) - 2.0 / 3.0).abs() < 1e-12);
+        assert!((frac(0.0, 6.0, &b) - 1.0).abs() < 1e-12);
+        assert!((frac(0.0, 3.5, &b) - 0.5833333333333334).abs() < 1e-12);
+        let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (INF, 100.0)];
+        assert!((frac(0.0, 1.5, &pos) - 0.02).abs() < 1e-12);
+        assert!((frac(f64::NEG_INFINITY, INF, &pos) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fraction_does_not_interpolate_in_infinite_buckets() {
+        let neg = [(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (INF, 100.0)];
+        assert!((frac(-4.0, -2.0, &neg) - 0.02).abs() < 1e-12);
+        assert!((frac(f64::NEG_INFINITY, -1.5, &neg) - 0.135).abs() < 1e-12);
+        let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (INF, 100.0)];
+        assert_eq!(frac(4.0, 5.0, &pos), 0.0);
+        assert_eq!(frac(2.0, 1.0, &pos), 0.0);
+        assert!(frac(f64::NAN, 1.0, &pos).is_nan());
+        assert!(frac(0.0, 1.0, &[(1.0, 1.0)]).is_nan());
     }
 
     #[test]

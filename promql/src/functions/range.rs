@@ -406,9 +406,14 @@ pub fn quantile_over_time(q: f64, samples: &[Sample]) -> Option<f64> {
 }
 
 /// `mad_over_time(v[r])`: median absolute deviation from the median.
+/// A NaN sample makes the result NaN (Prometheus 3.x), instead of being
+/// sorted away as the plain quantile would.
 pub fn mad_over_time(samples: &[Sample]) -> Option<f64> {
     if samples.is_empty() {
         return None;
+    }
+    if samples.iter().any(|s| s.v.is_nan()) {
+        return Some(f64::NAN);
     }
     let mut values: Vec<f64> = samples.iter().map(|s| s.v).collect();
     let median = quantile(0.5, &mut values);
@@ -588,6 +593,8 @@ mod tests {
         assert_eq!(quantile_over_time(0.5, &v), Some(3.0));
         // median 3; |dev| = 0,2,1,2,2 -> median 2
         assert_eq!(mad_over_time(&v), Some(2.0));
+        let with_nan = s(&[(0, 1.0), (1, 2.0), (2, f64::NAN), (3, 4.0)]);
+        assert!(mad_over_time(&with_nan).unwrap().is_nan());
         let var = stdvar_over_time(&v).unwrap();
         assert!(close(var, 2.56), "{var}");
         assert!(close(stddev_over_time(&v).unwrap(), 1.6));
