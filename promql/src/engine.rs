@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use promql_parser::parser::{self, Expr};
 use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{self, Expr};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::PromqlError;
@@ -119,7 +119,9 @@ impl Engine {
             ));
         }
         if end < start {
-            return Err(PromqlError::exec("end timestamp must not be before start time"));
+            return Err(PromqlError::exec(
+                "end timestamp must not be before start time",
+            ));
         }
         self.run(q, expr, start, end, step, cancel).await
     }
@@ -144,7 +146,11 @@ impl Engine {
         if is_range {
             let vt = ast.value_type();
             if matches!(vt, ValueType::Matrix | ValueType::String) {
-                let name = if vt == ValueType::Matrix { "range vector" } else { "string" };
+                let name = if vt == ValueType::Matrix {
+                    "range vector"
+                } else {
+                    "string"
+                };
                 return Err(PromqlError::exec(format!(
                     "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
                 )));

@@ -154,9 +154,9 @@ fn request(
 ) -> Result<SelectReq, PromqlError> {
     let mut base = convert_matchers(&vs.matchers.matchers)?;
     if let Some(name) = &vs.name {
-        let has = base
-            .iter()
-            .any(|m| m.name == tidemark_model::METRIC_NAME && m.op == MatchOp::Equal && &m.value == name);
+        let has = base.iter().any(|m| {
+            m.name == tidemark_model::METRIC_NAME && m.op == MatchOp::Equal && &m.value == name
+        });
         if !has {
             base.push(Matcher::equal(tidemark_model::METRIC_NAME, name.clone()));
         }
@@ -245,4 +245,23 @@ pub(crate) async fn fetch(
         fetched.sets.insert(req.key, merged);
     }
     Ok(fetched)
+}
+
+/// The labels `absent()` gives its result: the equality matchers of the
+/// selector (a label matched twice is left out, as in Prometheus).
+pub(crate) fn convert_absent_labels(vs: &VectorSelector) -> tidemark_model::Labels {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut b = tidemark_model::LabelsBuilder::new();
+    for m in vs.matchers.matchers.iter() {
+        if m.name == tidemark_model::METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, PMatchOp::Equal) && !seen.contains(&m.name.as_str()) {
+            b.set(&m.name, &m.value);
+            seen.push(&m.name);
+        } else {
+            b.del(&m.name);
+        }
+    }
+    b.build()
 }

@@ -1,11 +1,384 @@
-//! Aggregation operators.
-use promql_parser::parser::AggregateExpr;
+//! Aggregation operators: sum, avg, count, min, max, group, stddev, stdvar,
+//! quantile, count_values, topk, bottomk, limitk and limit_ratio, with
+//! `by`/`without` grouping.
 
-use super::{Evaluator, Val};
+use std::collections::HashMap;
+
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use tidemark_model::Labels;
+
+use super::{Elem, Evaluator, Val};
 use crate::error::PromqlError;
+use crate::functions::stats;
+
+/// The grouping clause of an aggregation.
+pub(crate) struct Grouping {
+    without: bool,
+    names: Vec<String>,
+}
+
+impl Grouping {
+    fn new(m: Option<&LabelModifier>) -> Self {
+        match m {
+            Some(LabelModifier::Include(l)) => Grouping {
+                without: false,
+                names: l.labels.clone(),
+            },
+            Some(LabelModifier::Exclude(l)) => Grouping {
+                without: true,
+                names: l.labels.clone(),
+            },
+            None => Grouping {
+                without: false,
+                names: Vec::new(),
+            },
+        }
+    }
+
+    fn in_group(&self, name: &str) -> bool {
+        if self.without {
+            name != "__name__" && !self.names.iter().any(|n| n == name)
+        } else {
+            self.names.iter().any(|n| n == name)
+        }
+    }
+
+    /// The key series are grouped by.
+    fn key(&self, l: &Labels) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, v) in l.iter() {
+            if self.in_group(n) {
+                out.extend_from_slice(n.as_bytes());
+                out.push(0xff);
+                out.extend_from_slice(v.as_bytes());
+                out.push(0xff);
+            }
+        }
+        out
+    }
+
+    /// The labels of a group's output series.
+    fn labels(&self, l: &Labels) -> Labels {
+        Labels::from_sorted_pairs(l.iter().filter(|(n, _)| self.in_group(n)))
+    }
+}
+
+/// Running state of one output group.
+struct Group {
+    labels: Labels,
+    value: f64,
+    mean: f64,
+    kahan_c: f64,
+    count: f64,
+    incremental_mean: bool,
+    values: Vec<f64>,
+    drop_name: bool,
+}
 
 impl<'a> Evaluator<'a> {
-    pub(crate) fn eval_aggregate(&mut self, a: &'a AggregateExpr, _ts: i64) -> Result<Val<'a>, PromqlError> {
-        Err(PromqlError::exec(format!("aggregation {} is not supported yet", a.op)))
+    pub(crate) fn eval_aggregate(
+        &mut self,
+        a: &'a AggregateExpr,
+        ts: i64,
+    ) -> Result<Val<'a>, PromqlError> {
+        let op = a.op.to_string().to_lowercase();
+        let grouping = Grouping::new(a.modifier.as_ref());
+        if op == "count_values" {
+            let label = match &a.param {
+                Some(p) => match self.eval(p, ts)? {
+                    Val::Str(s) => s,
+                    other => {
+                        return Err(PromqlError::exec(format!(
+                            "expected string parameter for count_values, got {}",
+                            other.type_name()
+                        )));
+                    }
+                },
+                None => {
+                    return Err(PromqlError::exec(
+                        "count_values needs a label name parameter",
+                    ));
+                }
+            };
+            if !tidemark_model::is_valid_label_name(&label) {
+                return Err(PromqlError::exec(format!("invalid label name {label:?}")));
+            }
+            let input = self.eval_vector(&a.expr, ts)?;
+            return Ok(Val::Vector(count_values(&grouping, &label, input)));
+        }
+        let param = match &a.param {
+            Some(p) => Some(self.eval_scalar(p, ts)?),
+            None => None,
+        };
+        let input = self.eval_vector(&a.expr, ts)?;
+        match op.as_str() {
+            "topk" | "bottomk" | "limitk" | "limit_ratio" => {
+                let p = param.unwrap_or(f64::NAN);
+                self.aggregate_k(&op, p, &grouping, input).map(Val::Vector)
+            }
+            _ => {
+                if op == "quantile" {
+                    let q = param.unwrap_or(f64::NAN);
+                    if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                        self.warn(format!(
+                            "PromQL warning: quantile value should be between 0 and 1, got {}",
+                            super::call::go_float(q)
+                        ));
+                    }
+                }
+                aggregate(&op, param.unwrap_or(f64::NAN), &grouping, input).map(Val::Vector)
+            }
+        }
     }
+
+    fn aggregate_k(
+        &mut self,
+        op: &str,
+        p: f64,
+        grouping: &Grouping,
+        input: Vec<Elem>,
+    ) -> Result<Vec<Elem>, PromqlError> {
+        if op == "limit_ratio" {
+            if p.is_nan() {
+                return Err(PromqlError::exec("Ratio value is NaN"));
+            }
+            if p == 0.0 {
+                return Ok(Vec::new());
+            }
+            if !(-1.0..=1.0).contains(&p) {
+                let bound = if p > 1.0 { 1.0 } else { -1.0 };
+                self.warn(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                    super::call::go_float(p),
+                    super::call::go_float(bound)
+                ));
+            }
+        } else {
+            if p.is_nan() {
+                return Err(PromqlError::exec("Parameter value is NaN"));
+            }
+            if p <= -9.223372036854776e18 {
+                return Err(PromqlError::exec(format!(
+                    "Scalar value {} underflows int64",
+                    super::call::go_float(p)
+                )));
+            }
+            if p >= 9.223372036854776e18 {
+                return Err(PromqlError::exec(format!(
+                    "Scalar value {} overflows int64",
+                    super::call::go_float(p)
+                )));
+            }
+            if p < 1.0 {
+                return Ok(Vec::new());
+            }
+        }
+        let k = if op == "limit_ratio" {
+            0
+        } else {
+            (p as i64).min(input.len() as i64) as usize
+        };
+        let ratio = p.clamp(-1.0, 1.0);
+        // Groups in order of first appearance; members in input order.
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut groups: Vec<Vec<Elem>> = Vec::new();
+        for el in input {
+            let key = grouping.key(&el.labels);
+            let gi = *index.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[gi].push(el);
+        }
+        let mut out = Vec::new();
+        for mut g in groups {
+            match op {
+                "topk" => {
+                    g.sort_by(|a, b| cmp_desc_nan_last(a.v, b.v));
+                    g.truncate(k);
+                }
+                "bottomk" => {
+                    g.sort_by(|a, b| cmp_asc_nan_last(a.v, b.v));
+                    g.truncate(k);
+                }
+                "limitk" => g.truncate(k),
+                _ => g.retain(|e| ratio_sample(ratio, &e.labels)),
+            }
+            out.extend(g);
+        }
+        Ok(out)
+    }
+}
+
+fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
+    }
+}
+
+fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
+/// Whether `limit_ratio(r, ...)` keeps a series: a deterministic choice by
+/// the label set's hash, so that `limit_ratio(r)` and `limit_ratio(r - 1)`
+/// select complementary sets.
+fn ratio_sample(ratio: f64, l: &Labels) -> bool {
+    let offset = tidemark_model::labels_hash(l) as f64 / u64::MAX as f64;
+    (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+}
+
+fn aggregate(
+    op: &str,
+    q: f64,
+    grouping: &Grouping,
+    input: Vec<Elem>,
+) -> Result<Vec<Elem>, PromqlError> {
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for el in input {
+        let key = grouping.key(&el.labels);
+        let f = el.v;
+        let Some(&gi) = index.get(&key) else {
+            index.insert(key, groups.len());
+            let value = match op {
+                "stddev" | "stdvar" => {
+                    if f.is_nan() || f.is_infinite() {
+                        f64::NAN
+                    } else {
+                        0.0
+                    }
+                }
+                "group" => 1.0,
+                _ => f,
+            };
+            groups.push(Group {
+                labels: grouping.labels(&el.labels),
+                value,
+                mean: f,
+                kahan_c: 0.0,
+                count: 1.0,
+                incremental_mean: false,
+                values: if op == "quantile" {
+                    vec![f]
+                } else {
+                    Vec::new()
+                },
+                drop_name: el.drop_name,
+            });
+            continue;
+        };
+        let g = &mut groups[gi];
+        g.drop_name |= el.drop_name;
+        match op {
+            "sum" => (g.value, g.kahan_c) = stats::kahan_inc(f, g.value, g.kahan_c),
+            "avg" => {
+                g.count += 1.0;
+                let mut done = false;
+                if !g.incremental_mean {
+                    let (nv, nc) = stats::kahan_inc(f, g.value, g.kahan_c);
+                    if !nv.is_infinite() {
+                        (g.value, g.kahan_c) = (nv, nc);
+                        done = true;
+                    } else {
+                        g.incremental_mean = true;
+                        g.mean = g.value / (g.count - 1.0);
+                        g.kahan_c /= g.count - 1.0;
+                    }
+                }
+                if !done {
+                    let q = (g.count - 1.0) / g.count;
+                    (g.mean, g.kahan_c) = stats::kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
+                }
+            }
+            "group" => {}
+            "max" => {
+                if g.value < f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            "min" => {
+                if g.value > f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            "count" => g.count += 1.0,
+            "stddev" | "stdvar" => {
+                g.count += 1.0;
+                let delta = f - g.mean;
+                g.mean += delta / g.count;
+                g.value += delta * (f - g.mean);
+            }
+            "quantile" => g.values.push(f),
+            other => return Err(PromqlError::exec(format!("unknown aggregation {other}"))),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|mut g| {
+            let v = match op {
+                "sum" => g.value + g.kahan_c,
+                "avg" => {
+                    if g.incremental_mean {
+                        g.mean + g.kahan_c
+                    } else {
+                        g.value / g.count + g.kahan_c / g.count
+                    }
+                }
+                "count" => g.count,
+                "stdvar" => g.value / g.count,
+                "stddev" => (g.value / g.count).sqrt(),
+                "quantile" => stats::quantile(q, &mut g.values),
+                _ => g.value,
+            };
+            Elem {
+                labels: g.labels,
+                v,
+                drop_name: g.drop_name,
+            }
+        })
+        .collect())
+}
+
+fn count_values(grouping: &Grouping, label: &str, input: Vec<Elem>) -> Vec<Elem> {
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut out: Vec<Elem> = Vec::new();
+    let g = Grouping {
+        without: grouping.without,
+        names: if grouping.without {
+            grouping.names.clone()
+        } else {
+            let mut n = grouping.names.clone();
+            n.push(label.to_string());
+            n
+        },
+    };
+    for el in input {
+        let mut b = el.labels.builder();
+        b.set(label, &super::call::go_float(el.v));
+        let l = b.build();
+        let key = g.key(&l);
+        match index.get(&key) {
+            Some(&i) => out[i].v += 1.0,
+            None => {
+                index.insert(key, out.len());
+                out.push(Elem {
+                    labels: g.labels(&l),
+                    v: 1.0,
+                    drop_name: false,
+                });
+            }
+        }
+    }
+    out
 }

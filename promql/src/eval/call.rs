@@ -1,11 +1,386 @@
-//! Function calls.
-use promql_parser::parser::Call;
+//! Function calls: dispatch to the numeric kernels in [`crate::functions`]
+//! plus the functions that work on labels, series sets or time.
 
-use super::{Evaluator, Val};
+use std::collections::HashMap;
+
+use promql_parser::parser::{Call, Expr};
+use tidemark_model::{Labels, Sample};
+
+use super::{Elem, Evaluator, RangeSeries, Val};
 use crate::error::PromqlError;
+use crate::functions::{histogram, math, range, time};
+use crate::prepare::convert_absent_labels;
+
+/// Formats a float like Go's `strconv.FormatFloat(f, 'f', -1, 64)` for
+/// finite values and Prometheus's `NaN`/`+Inf`/`-Inf` otherwise.
+pub(crate) fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".to_string()
+    } else if f == f64::INFINITY {
+        "+Inf".to_string()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// The window `(start, end]` a range-vector argument covers at `ts`.
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
 
 impl<'a> Evaluator<'a> {
-    pub(crate) fn eval_call(&mut self, c: &'a Call, _ts: i64) -> Result<Val<'a>, PromqlError> {
-        Err(PromqlError::exec(format!("function {} is not supported yet", c.func.name)))
+    fn window_bounds(&self, arg: &'a Expr, ts: i64) -> (i64, i64) {
+        match strip_parens(arg) {
+            Expr::MatrixSelector(ms) => {
+                let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, ts);
+                (rt - ms.range.as_millis() as i64, rt)
+            }
+            Expr::Subquery(sq) => {
+                let rt = self.ref_time(&sq.at, &sq.offset, ts);
+                (rt - sq.range.as_millis() as i64, rt)
+            }
+            _ => (ts, ts),
+        }
     }
+
+    fn quantile_warning(&mut self, q: f64) {
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            self.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                go_float(q)
+            ));
+        }
+    }
+
+    pub(crate) fn eval_call(&mut self, c: &'a Call, ts: i64) -> Result<Val<'a>, PromqlError> {
+        let name = c.func.name;
+        let args: Vec<&'a Expr> = c.args.args.iter().map(|b| b.as_ref()).collect();
+        let secs = ts as f64 / 1000.0;
+        match name {
+            "time" => return Ok(Val::Scalar(secs)),
+            "pi" => return Ok(Val::Scalar(math::pi())),
+            "start" => return Ok(Val::Scalar(self.ctx.start as f64 / 1000.0)),
+            "end" => return Ok(Val::Scalar(self.ctx.end as f64 / 1000.0)),
+            "range" => return Ok(Val::Scalar((self.ctx.end - self.ctx.start) as f64 / 1000.0)),
+            "step" => {
+                let step = if self.ctx.is_range {
+                    self.ctx.interval
+                } else {
+                    0
+                };
+                return Ok(Val::Scalar(step as f64 / 1000.0));
+            }
+            "vector" => {
+                let v = self.eval_scalar(arg(&args, 0)?, ts)?;
+                return Ok(Val::Vector(vec![Elem {
+                    labels: Labels::empty(),
+                    v,
+                    drop_name: false,
+                }]));
+            }
+            "scalar" => {
+                let v = self.eval_vector(arg(&args, 0)?, ts)?;
+                return Ok(Val::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }));
+            }
+            "absent" => {
+                let a = arg(&args, 0)?;
+                let v = self.eval_vector(a, ts)?;
+                if !v.is_empty() {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                let labels = match strip_parens(a) {
+                    Expr::VectorSelector(vs) => convert_absent_labels(vs),
+                    _ => Labels::empty(),
+                };
+                return Ok(Val::Vector(vec![Elem {
+                    labels,
+                    v: 1.0,
+                    drop_name: false,
+                }]));
+            }
+            "absent_over_time" => {
+                let a = arg(&args, 0)?;
+                let m = self.eval_matrix(a, ts)?;
+                if !m.is_empty() {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                let labels = match strip_parens(a) {
+                    Expr::MatrixSelector(ms) => convert_absent_labels(&ms.vs),
+                    _ => Labels::empty(),
+                };
+                return Ok(Val::Vector(vec![Elem {
+                    labels,
+                    v: 1.0,
+                    drop_name: false,
+                }]));
+            }
+            "timestamp" => {
+                let a = arg(&args, 0)?;
+                if let Expr::VectorSelector(vs) = a {
+                    return Ok(Val::Vector(self.select_instant_timestamps(vs, ts)));
+                }
+                let mut v = self.eval_vector(a, ts)?;
+                for el in &mut v {
+                    el.v = secs;
+                    el.drop_name = true;
+                }
+                return Ok(Val::Vector(v));
+            }
+            "label_replace" => return self.label_replace(&args, ts).map(Val::Vector),
+            "label_join" => return self.label_join(&args, ts).map(Val::Vector),
+            "sort" | "sort_desc" => {
+                let mut v = self.eval_vector(arg(&args, 0)?, ts)?;
+                let desc = name == "sort_desc";
+                v.sort_by(|a, b| {
+                    use std::cmp::Ordering;
+                    match (a.v.is_nan(), b.v.is_nan()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => Ordering::Greater,
+                        (false, true) => Ordering::Less,
+                        _ if desc => b.v.partial_cmp(&a.v).unwrap_or(Ordering::Equal),
+                        _ => a.v.partial_cmp(&b.v).unwrap_or(Ordering::Equal),
+                    }
+                });
+                return Ok(Val::Vector(v));
+            }
+            "sort_by_label" | "sort_by_label_desc" => {
+                return self
+                    .sort_by_label(&args, ts, name == "sort_by_label_desc")
+                    .map(Val::Vector);
+            }
+            "histogram_quantile" => return self.histogram_quantile(&args, ts).map(Val::Vector),
+            "histogram_count"
+            | "histogram_sum"
+            | "histogram_avg"
+            | "histogram_stddev"
+            | "histogram_stdvar"
+            | "histogram_fraction"
+            | "histogram_quantiles" => {
+                // These read native histograms only; float samples are ignored.
+                for a in &args {
+                    self.eval(a, ts)?;
+                }
+                return Ok(Val::Vector(Vec::new()));
+            }
+            "info" => {
+                return Err(PromqlError::exec(
+                    "function info() is not supported by tidemark yet",
+                ));
+            }
+            _ => {}
+        }
+
+        if let Some(f) = math::unary(name) {
+            return self.map_vector(arg(&args, 0)?, ts, f);
+        }
+        if let Some(f) = time::by_name(name) {
+            if args.is_empty() {
+                return Ok(Val::Vector(vec![Elem {
+                    labels: Labels::empty(),
+                    v: f(secs),
+                    drop_name: false,
+                }]));
+            }
+            return self.map_vector(args[0], ts, f);
+        }
+        match name {
+            "round" => {
+                let to = match args.get(1) {
+                    Some(a) => self.eval_scalar(a, ts)?,
+                    None => 1.0,
+                };
+                return self.map_vector(arg(&args, 0)?, ts, |v| math::round(v, to));
+            }
+            "clamp" => {
+                let min = self.eval_scalar(arg(&args, 1)?, ts)?;
+                let max = self.eval_scalar(arg(&args, 2)?, ts)?;
+                let v = self.eval_vector(arg(&args, 0)?, ts)?;
+                if max < min {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                return Ok(Val::Vector(map_elems(v, |x| {
+                    math::clamp(x, min, max).unwrap_or(f64::NAN)
+                })));
+            }
+            "clamp_min" => {
+                let min = self.eval_scalar(arg(&args, 1)?, ts)?;
+                return self.map_vector(arg(&args, 0)?, ts, |v| math::clamp_min(v, min));
+            }
+            "clamp_max" => {
+                let max = self.eval_scalar(arg(&args, 1)?, ts)?;
+                return self.map_vector(arg(&args, 0)?, ts, |v| math::clamp_max(v, max));
+            }
+            _ => {}
+        }
+        self.eval_range_function(name, &args, ts)
+    }
+
+    fn map_vector(
+        &mut self,
+        a: &'a Expr,
+        ts: i64,
+        f: impl Fn(f64) -> f64,
+    ) -> Result<Val<'a>, PromqlError> {
+        let v = self.eval_vector(a, ts)?;
+        Ok(Val::Vector(map_elems(v, f)))
+    }
+
+    /// Functions over a range vector: one output element per input series.
+    fn eval_range_function(
+        &mut self,
+        name: &str,
+        args: &[&'a Expr],
+        ts: i64,
+    ) -> Result<Val<'a>, PromqlError> {
+        let idx = args
+            .iter()
+            .position(|a| matches!(strip_parens(a), Expr::MatrixSelector(_) | Expr::Subquery(_)))
+            .ok_or_else(|| {
+                PromqlError::exec(format!("unknown or unsupported function {name}()"))
+            })?;
+        let mut scalars = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i != idx {
+                scalars.push(self.eval_scalar(a, ts)?);
+            }
+        }
+        let p0 = scalars.first().copied().unwrap_or(f64::NAN);
+        let p1 = scalars.get(1).copied().unwrap_or(f64::NAN);
+        let (start, end) = self.window_bounds(args[idx], ts);
+        let matrix: Vec<RangeSeries<'a>> = self.eval_matrix(args[idx], ts)?;
+        match name {
+            "quantile_over_time" => self.quantile_warning(p0),
+            "double_exponential_smoothing" => {
+                if let Some(e) = range::smoothing_factor_error(p0, p1) {
+                    return Err(PromqlError::Execution(e));
+                }
+            }
+            _ => {}
+        }
+        let kernel: Box<dyn Fn(&[Sample]) -> Option<f64>> = match name {
+            "rate" => Box::new(move |s| range::rate(s, start, end)),
+            "increase" => Box::new(move |s| range::increase(s, start, end)),
+            "delta" => Box::new(move |s| range::delta(s, start, end)),
+            "irate" => Box::new(range::irate),
+            "idelta" => Box::new(range::idelta),
+            "deriv" => Box::new(range::deriv),
+            "predict_linear" => Box::new(move |s| range::predict_linear(s, ts, p0)),
+            "changes" => Box::new(range::changes),
+            "resets" => Box::new(range::resets),
+            "avg_over_time" => Box::new(range::avg_over_time),
+            "sum_over_time" => Box::new(range::sum_over_time),
+            "count_over_time" => Box::new(range::count_over_time),
+            "min_over_time" => Box::new(range::min_over_time),
+            "max_over_time" => Box::new(range::max_over_time),
+            "last_over_time" => Box::new(range::last_over_time),
+            "first_over_time" => Box::new(range::first_over_time),
+            "present_over_time" => Box::new(range::present_over_time),
+            "stddev_over_time" => Box::new(range::stddev_over_time),
+            "stdvar_over_time" => Box::new(range::stdvar_over_time),
+            "mad_over_time" => Box::new(range::mad_over_time),
+            "ts_of_min_over_time" => Box::new(range::ts_of_min_over_time),
+            "ts_of_max_over_time" => Box::new(range::ts_of_max_over_time),
+            "ts_of_last_over_time" => Box::new(range::ts_of_last_over_time),
+            "ts_of_first_over_time" => Box::new(range::ts_of_first_over_time),
+            "quantile_over_time" => Box::new(move |s| range::quantile_over_time(p0, s)),
+            "double_exponential_smoothing" => {
+                Box::new(move |s| range::double_exponential_smoothing(s, p0, p1))
+            }
+            other => {
+                return Err(PromqlError::exec(format!(
+                    "function {other}() is not supported by tidemark yet"
+                )));
+            }
+        };
+        let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        let counter_check = matches!(name, "rate" | "increase");
+        let mut out = Vec::with_capacity(matrix.len());
+        for s in matrix {
+            if let Some(v) = kernel(&s.samples) {
+                if counter_check {
+                    if let Some(n) = s.labels.metric_name() {
+                        if !["_total", "_sum", "_count", "_bucket"]
+                            .iter()
+                            .any(|suf| n.ends_with(suf))
+                        {
+                            let msg = format!(
+                                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
+                            );
+                            self.info(msg);
+                        }
+                    }
+                }
+                out.push(Elem {
+                    labels: s.labels,
+                    v,
+                    drop_name: s.drop_name || !keep_name,
+                });
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+
+    fn histogram_quantile(&mut self, args: &[&'a Expr], ts: i64) -> Result<Vec<Elem>, PromqlError> {
+        let q = self.eval_scalar(arg(args, 0)?, ts)?;
+        let v = self.eval_vector(arg(args, 1)?, ts)?;
+        self.quantile_warning(q);
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<(Labels, Vec<(f64, f64)>, bool)> = Vec::new();
+        for el in v {
+            let le = el.labels.get("le").and_then(histogram::parse_le);
+            let Some(upper) = le else {
+                let msg = format!(
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    el.labels.get("le").unwrap_or(""),
+                    el.labels.metric_name().unwrap_or("")
+                );
+                self.warn(msg);
+                continue;
+            };
+            let key = el.labels.without(&["le"]);
+            match index.get(&key) {
+                Some(&i) => groups[i].1.push((upper, el.v)),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![(upper, el.v)], el.drop_name));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (labels, mut buckets, _) in groups {
+            let r = histogram::bucket_quantile(q, &mut buckets);
+            if r.forced_monotonic {
+                let msg = format!(
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
+                    labels.metric_name().unwrap_or("")
+                );
+                self.info(msg);
+            }
+            out.push(Elem {
+                labels,
+                v: r.value,
+                drop_name: true,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn map_elems(mut v: Vec<Elem>, f: impl Fn(f64) -> f64) -> Vec<Elem> {
+    for el in &mut v {
+        el.v = f(el.v);
+        el.drop_name = true;
+    }
+    v
+}
+
+pub(crate) fn arg<'e>(args: &[&'e Expr], i: usize) -> Result<&'e Expr, PromqlError> {
+    args.get(i)
+        .copied()
+        .ok_or_else(|| PromqlError::exec(format!("missing argument {}", i + 1)))
 }

@@ -6,7 +6,6 @@
 //! evaluation never blocks on I/O; it checks the deadline, the cancellation
 //! token and the sample limit at every step.
 
-#![allow(dead_code)]
 mod aggregate;
 mod binary;
 mod call;
@@ -296,7 +295,12 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn push_point(index: &mut HashMap<Labels, usize>, out: &mut Vec<Series>, labels: Labels, p: Sample) {
+fn push_point(
+    index: &mut HashMap<Labels, usize>,
+    out: &mut Vec<Series>,
+    labels: Labels,
+    p: Sample,
+) {
     match index.get(&labels) {
         Some(&i) => out[i].samples.push(p),
         None => {

@@ -123,13 +123,25 @@ impl<'a> Evaluator<'a> {
             self.check_limits()?;
             match self.eval(&sq.expr, t)? {
                 Val::Scalar(v) => {
-                    push(&mut index, &mut out, Labels::empty(), Sample::new(t, v), false);
+                    push(
+                        &mut index,
+                        &mut out,
+                        Labels::empty(),
+                        Sample::new(t, v),
+                        false,
+                    );
                     held += 1;
                 }
                 Val::Vector(elems) => {
                     held += elems.len();
                     for e in elems {
-                        push(&mut index, &mut out, e.labels, Sample::new(t, e.v), e.drop_name);
+                        push(
+                            &mut index,
+                            &mut out,
+                            e.labels,
+                            Sample::new(t, e.v),
+                            e.drop_name,
+                        );
                     }
                 }
                 other => {
