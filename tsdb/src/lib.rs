@@ -1,12 +1,20 @@
 //! The tidemark TSDB engine.
 //!
 //! - [`chunk`]: Prometheus XOR float chunks, bit-compatible with Prometheus.
+//! - [`head`]: per-tenant in-memory series with postings and matcher
+//!   evaluation; [`TenantHeads`] maps tenants to heads.
+//! - [`wal`]: the head's segmented, checksummed write-ahead log with
+//!   checkpoints and crash recovery.
 //!
 //! Samples are millisecond timestamps and `f64` values
 //! ([`tidemark_model::Sample`]); the staleness marker is kept bit-exact.
 
 pub mod chunk;
 mod error;
+pub mod head;
+pub mod wal;
 
 pub use chunk::{XorAppender, XorChunk, XorIter};
 pub use error::TsdbError;
+pub use head::{AppendResult, Head, HeadOptions, SeriesRef, TenantHeads};
+pub use wal::{ReplayStats, SyncPolicy, Wal, WalOptions, WalStats};

@@ -1,0 +1,404 @@
+//! Appending batches to the head.
+//!
+//! One call: (1) resolve every series of the batch under the index read
+//! lock, (2) create the missing ones under the index write lock, logging
+//! their series record to the WAL there, (3) append the samples series by
+//! series under stripe locks while encoding the accepted ones into a
+//! thread-local WAL buffer, (4) write that buffer as one samples record and
+//! wait for it to be durable per the sync policy. Only then does the call
+//! return: a sample counted in [`AppendResult::samples_written`] is in the WAL.
+//!
+//! WAL order per series: between (3) and (4) the series is marked with the
+//! call's id. A concurrent call meeting that mark first writes its own
+//! pending record, then waits until the mark clears, so each series' samples
+//! reach the WAL in the order they entered memory and replay never sees
+//! them out of order.
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+
+use tidemark_model::{Labels, Sample, labels_hash};
+
+use super::series::{Refusal, stripe_of_hash, stripe_of_ref};
+use super::{Head, MemSeries, SeriesRef, intern_labels};
+use crate::TsdbError;
+use crate::wal::{RecordType, begin_samples, encode_sample_group, encode_series, frame};
+
+/// Outcome of one append batch. Refusals are per series; the rest of the
+/// batch is written regardless (remote write's "write the good, name the
+/// bad").
+#[derive(Debug, Default)]
+pub struct AppendResult {
+    /// Samples stored (and durable in the WAL per its policy).
+    pub samples_written: usize,
+    /// Samples equal to the newest sample of their series (same timestamp,
+    /// same value bits): accepted as no-ops, like Prometheus.
+    pub samples_duplicate: usize,
+    /// Samples refused (out of order, conflicting duplicate, too old).
+    pub samples_refused: usize,
+    /// Series created by this batch.
+    pub series_created: usize,
+    /// Series with refused samples, in batch order.
+    pub refused: Vec<RefusedSeries>,
+}
+
+/// Refused samples of one batch entry.
+#[derive(Debug)]
+pub struct RefusedSeries {
+    /// Position of the entry in the batch.
+    pub index: usize,
+    /// How many of its samples were refused.
+    pub samples: usize,
+    /// Why the first of them was refused; names the series.
+    pub error: TsdbError,
+}
+
+thread_local! {
+    /// WAL encoding buffer, reused across calls on the same thread.
+    static WAL_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SERIES_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static ACCEPTED: RefCell<Vec<Sample>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take<T: Default>(key: &'static std::thread::LocalKey<RefCell<T>>) -> T {
+    key.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}
+
+fn give<T>(key: &'static std::thread::LocalKey<RefCell<T>>, v: T) {
+    key.with(|c| *c.borrow_mut() = v);
+}
+
+/// The samples record being built by one call.
+struct PendingRecord {
+    buf: Vec<u8>,
+    base_t: i64,
+    /// Series marked with this call's id.
+    marked: Vec<SeriesRef>,
+    /// WAL position to wait for.
+    pos: u64,
+}
+
+impl PendingRecord {
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0u8; crate::wal::HEADER_LEN]);
+        begin_samples(&mut self.buf, self.base_t);
+    }
+
+    fn has_samples(&self) -> bool {
+        self.buf.len() > crate::wal::HEADER_LEN + 8
+    }
+}
+
+impl Head {
+    /// Appends a batch of series with their samples, in order per series.
+    ///
+    /// Returns once every accepted sample is in memory and in the WAL
+    /// (synced per the WAL's policy). Bad samples do not fail the batch:
+    /// they are counted and reported in [`AppendResult::refused`] with an
+    /// error naming the series. `Err` means the WAL failed: nothing of the
+    /// batch may be considered acknowledged, and the head refuses further
+    /// appends until reopened.
+    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendResult, TsdbError> {
+        let mut result = AppendResult::default();
+        let mut refs: Vec<Option<SeriesRef>> = Vec::with_capacity(batch.len());
+        let mut hashes: Vec<u64> = Vec::with_capacity(batch.len());
+        let mut missing: Vec<usize> = Vec::new();
+        let min_valid = self.min_valid_time.load(Ordering::Acquire);
+        {
+            let index = self.index.read();
+            for (i, (labels, samples)) in batch.iter().enumerate() {
+                let hash = labels_hash(labels);
+                hashes.push(hash);
+                if samples.is_empty() {
+                    refs.push(None);
+                    continue;
+                }
+                if labels.is_empty() {
+                    result.samples_refused += samples.len();
+                    result.refused.push(RefusedSeries {
+                        index: i,
+                        samples: samples.len(),
+                        error: TsdbError::EmptyLabels,
+                    });
+                    refs.push(None);
+                    continue;
+                }
+                if let Some(last) = samples.last()
+                    && samples.iter().all(|s| s.t < min_valid)
+                {
+                    // Nothing to store: do not create a series for it.
+                    result.samples_refused += samples.len();
+                    result.refused.push(RefusedSeries {
+                        index: i,
+                        samples: samples.len(),
+                        error: TsdbError::HeadOutOfBounds {
+                            series: labels.clone(),
+                            t: last.t,
+                            min_valid,
+                        },
+                    });
+                    refs.push(None);
+                    continue;
+                }
+                let r =
+                    self.stripes[stripe_of_hash(hash)]
+                        .read()
+                        .find(hash, labels, &index.symbols);
+                if r.is_none() {
+                    missing.push(i);
+                }
+                refs.push(r);
+            }
+        }
+        if !missing.is_empty() {
+            result.series_created = self.create_series(batch, &hashes, &missing, &mut refs)?;
+        }
+
+        let owner = self.next_owner_id();
+        let base_t = batch.iter().find_map(|(_, s)| s.first()).map_or(0, |s| s.t);
+        let mut rec = PendingRecord {
+            buf: take(&WAL_BUF),
+            base_t,
+            marked: Vec::new(),
+            pos: 0,
+        };
+        rec.reset();
+        let mut accepted = take(&ACCEPTED);
+        let res = self.commit(
+            batch,
+            &hashes,
+            &mut refs,
+            owner,
+            &mut rec,
+            &mut accepted,
+            &mut result,
+        );
+        let res = res.and_then(|()| self.flush(&mut rec, owner));
+        if res.is_err() {
+            self.clear_marks(&mut rec.marked, owner);
+        }
+        give(&WAL_BUF, rec.buf);
+        give(&ACCEPTED, accepted);
+        res?;
+        if let Some(wal) = &self.wal
+            && rec.pos > 0
+        {
+            wal.wait_durable(rec.pos)?;
+        }
+        Ok(result)
+    }
+
+    fn next_owner_id(&self) -> u32 {
+        loop {
+            let id = self.next_owner.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        batch: &[(Labels, Vec<Sample>)],
+        hashes: &[u64],
+        refs: &mut [Option<SeriesRef>],
+        owner: u32,
+        rec: &mut PendingRecord,
+        accepted: &mut Vec<Sample>,
+        result: &mut AppendResult,
+    ) -> Result<(), TsdbError> {
+        let min_valid = self.min_valid_time.load(Ordering::Acquire);
+        let logging = self.wal.is_some();
+        let mut delta = 0isize;
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for (i, (labels, samples)) in batch.iter().enumerate() {
+            let Some(mut r) = refs[i] else { continue };
+            let mut first_error: Option<TsdbError> = None;
+            let mut refused = 0usize;
+            accepted.clear();
+            loop {
+                let mut stripe = self.stripes[stripe_of_ref(r)].write();
+                let Some(s) = stripe.series.get_mut(&r) else {
+                    // Truncated away since it was resolved: create it again.
+                    drop(stripe);
+                    refs[i] = None;
+                    result.series_created += self.create_series(batch, hashes, &[i], refs)?;
+                    r = match refs[i] {
+                        Some(r) => r,
+                        None => break,
+                    };
+                    continue;
+                };
+                if logging && s.wal_owner != 0 && s.wal_owner != owner {
+                    // Another call has samples of this series in memory but
+                    // not yet in the WAL: let it write them first.
+                    drop(stripe);
+                    self.flush(rec, owner)?;
+                    self.wait_unmarked(r);
+                    continue;
+                }
+                for smp in samples {
+                    if smp.t < min_valid {
+                        refused += 1;
+                        first_error.get_or_insert_with(|| TsdbError::HeadOutOfBounds {
+                            series: labels.clone(),
+                            t: smp.t,
+                            min_valid,
+                        });
+                        continue;
+                    }
+                    match s.append(*smp, self.chunk_opts) {
+                        Ok(d) => {
+                            delta += d;
+                            accepted.push(*smp);
+                        }
+                        Err(Refusal::Duplicate) => result.samples_duplicate += 1,
+                        Err(refusal) => {
+                            refused += 1;
+                            first_error
+                                .get_or_insert_with(|| refusal_error(refusal, labels, smp.t));
+                        }
+                    }
+                }
+                if logging && !accepted.is_empty() && s.wal_owner == 0 {
+                    s.wal_owner = owner;
+                    rec.marked.push(r);
+                }
+                break;
+            }
+            if let (Some(first), Some(last)) = (accepted.first(), accepted.last()) {
+                min_t = min_t.min(first.t);
+                max_t = max_t.max(last.t);
+                result.samples_written += accepted.len();
+                if logging {
+                    encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
+                }
+            }
+            if let Some(error) = first_error {
+                result.samples_refused += refused;
+                result.refused.push(RefusedSeries {
+                    index: i,
+                    samples: refused,
+                    error,
+                });
+            }
+        }
+        self.series_bytes.fetch_add(delta, Ordering::Relaxed);
+        if min_t <= max_t {
+            self.min_time.fetch_min(min_t, Ordering::Relaxed);
+            self.max_time.fetch_max(max_t, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes the pending samples record to the WAL and clears this call's
+    /// marks.
+    fn flush(&self, rec: &mut PendingRecord, owner: u32) -> Result<(), TsdbError> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        if rec.has_samples() {
+            crate::wal::finish_frame(&mut rec.buf, 0, RecordType::Samples);
+            let written = wal.log(&rec.buf, 1);
+            rec.reset();
+            rec.pos = written?;
+        }
+        self.clear_marks(&mut rec.marked, owner);
+        Ok(())
+    }
+
+    fn clear_marks(&self, marked: &mut Vec<SeriesRef>, owner: u32) {
+        for r in marked.drain(..) {
+            if let Some(s) = self.stripes[stripe_of_ref(r)].write().series.get_mut(&r)
+                && s.wal_owner == owner
+            {
+                s.wal_owner = 0;
+            }
+        }
+    }
+
+    /// Waits until no call holds samples of `r` unwritten to the WAL. The
+    /// holder never waits on anything but the WAL file lock, so this ends.
+    fn wait_unmarked(&self, r: SeriesRef) {
+        let mut spins = 0u32;
+        loop {
+            let marked = self.stripes[stripe_of_ref(r)]
+                .read()
+                .series
+                .get(&r)
+                .is_some_and(|s| s.wal_owner != 0);
+            if !marked {
+                return;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// Creates the series of the entries `missing` (unless another call
+    /// just did), logging their series record while holding the index
+    /// write lock, so no sample of them can reach the WAL before it.
+    fn create_series(
+        &self,
+        batch: &[(Labels, Vec<Sample>)],
+        hashes: &[u64],
+        missing: &[usize],
+        refs: &mut [Option<SeriesRef>],
+    ) -> Result<usize, TsdbError> {
+        let mut index = self.index.write();
+        let mut buf = take(&SERIES_BUF);
+        buf.clear();
+        let mut created = 0;
+        let mut bytes = 0isize;
+        frame(&mut buf, RecordType::Series, |buf| {
+            for &i in missing {
+                let (labels, _) = &batch[i];
+                let hash = hashes[i];
+                let stripe_idx = stripe_of_hash(hash);
+                let mut stripe = self.stripes[stripe_idx].write();
+                if let Some(r) = stripe.find(hash, labels, &index.symbols) {
+                    refs[i] = Some(r);
+                    continue;
+                }
+                let syms = intern_labels(&mut index.symbols, labels);
+                let r = stripe.next_ref(stripe_idx);
+                let s = MemSeries::new(syms, hash);
+                index.add(r, &s.labels);
+                bytes += s.memory_bytes() as isize;
+                stripe.insert(r, s);
+                encode_series(buf, r, labels);
+                refs[i] = Some(r);
+                created += 1;
+            }
+        });
+        self.num_series.fetch_add(created, Ordering::Relaxed);
+        self.series_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let res = match &self.wal {
+            Some(wal) if created > 0 => wal.log(&buf, 1).map(|_| ()),
+            _ => Ok(()),
+        };
+        drop(index);
+        give(&SERIES_BUF, buf);
+        res.map(|()| created)
+    }
+}
+
+fn refusal_error(r: Refusal, labels: &Labels, t: i64) -> TsdbError {
+    match r {
+        Refusal::OutOfOrder { last } => TsdbError::HeadOutOfOrder {
+            series: labels.clone(),
+            t,
+            last,
+        },
+        Refusal::DuplicateTimestamp | Refusal::Duplicate => TsdbError::HeadDuplicateTimestamp {
+            series: labels.clone(),
+            t,
+        },
+    }
+}

@@ -1,0 +1,361 @@
+//! The head: one tenant's recent samples in memory, indexed for label
+//! matching, backed by a write-ahead log.
+//!
+//! Structure:
+//! - **Series** live in [`STRIPES`](series) stripes chosen by their labels
+//!   hash, each behind its own `RwLock`; a [`SeriesRef`] encodes its stripe,
+//!   so an append to an existing series takes one stripe lock and no global
+//!   lock. A series holds closed XOR chunks (cut at
+//!   [`HeadOptions::samples_per_chunk`] samples or at a chunk-range
+//!   boundary, like Prometheus) and the chunk being appended to.
+//! - **Index**: a symbol table (every label string once per head) and
+//!   inverted postings (name, value -> sorted refs) behind one `RwLock`,
+//!   taken for reading to resolve a batch's series and for writing only
+//!   when series are created or truncated away.
+//! - **WAL** (optional): a batch's new series are logged while the index
+//!   write lock is held (so a series record precedes any sample of it) and
+//!   its accepted samples as one record afterwards; the append returns only
+//!   once that record is written and synced per the [`SyncPolicy`].
+//!
+//! [`SyncPolicy`]: crate::wal::SyncPolicy
+
+mod append;
+mod postings;
+mod query;
+mod series;
+mod symbols;
+mod tenants;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
+use tidemark_model::{Labels, Sample, labels_hash};
+
+use crate::TsdbError;
+use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
+use postings::Index;
+use series::{ChunkOpts, MemSeries, STRIPES, Stripe, stripe_of_hash, stripe_of_ref};
+
+pub use append::{AppendResult, RefusedSeries};
+pub use query::{RangeSeries, SeriesSamples};
+pub use tenants::TenantHeads;
+
+/// Id of a series within one head. Stable for the life of the series and
+/// written to the WAL, so replay restores the same ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesRef(pub u64);
+
+/// Tuning of a head.
+#[derive(Debug, Clone)]
+pub struct HeadOptions {
+    /// Samples after which a chunk is closed. Default 120, like Prometheus.
+    pub samples_per_chunk: usize,
+    /// Chunks are also closed at multiples of this range (ms), so a block
+    /// cut at those boundaries takes whole chunks. Default 2 h.
+    pub chunk_range_ms: i64,
+    /// On WAL replay, samples before this time are skipped (set it to the
+    /// end of the newest block on disk). Default: keep everything.
+    pub replay_min_time: i64,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions {
+            samples_per_chunk: 120,
+            chunk_range_ms: 2 * 3600 * 1000,
+            replay_min_time: i64::MIN,
+        }
+    }
+}
+
+impl HeadOptions {
+    /// Checks the options; the error names the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=u16::MAX as usize).contains(&self.samples_per_chunk) {
+            return Err(format!(
+                "head.samples_per_chunk: {} is not in 1..=65535",
+                self.samples_per_chunk
+            ));
+        }
+        if self.chunk_range_ms <= 0 {
+            return Err(format!(
+                "head.chunk_range_ms: {} must be positive",
+                self.chunk_range_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One tenant's in-memory series, postings and (optionally) WAL.
+pub struct Head {
+    opts: HeadOptions,
+    chunk_opts: ChunkOpts,
+    index: RwLock<Index>,
+    stripes: Box<[RwLock<Stripe>]>,
+    wal: Option<Wal>,
+    num_series: AtomicUsize,
+    /// Estimated bytes of series and chunks (the index counts its own).
+    series_bytes: AtomicIsize,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// Samples older than this are refused (set by truncation).
+    min_valid_time: AtomicI64,
+    /// Ids of append calls, for the WAL ordering of a series' samples.
+    next_owner: AtomicU32,
+    /// Bumped by every truncation; readers that resolve symbols outside
+    /// the index lock check it to detect recycled ids.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("num_series", &self.num_series())
+            .field("min_time", &self.min_time())
+            .field("max_time", &self.max_time())
+            .field("wal", &self.wal)
+            .finish()
+    }
+}
+
+impl Head {
+    /// A head without a WAL: nothing survives a restart. For tests and for
+    /// callers that have their own durability.
+    pub fn new(opts: HeadOptions) -> Result<Head, TsdbError> {
+        opts.validate()
+            .map_err(|reason| TsdbError::InvalidOptions { reason })?;
+        let chunk_opts = ChunkOpts {
+            samples_per_chunk: opts.samples_per_chunk,
+            chunk_range: opts.chunk_range_ms,
+        };
+        Ok(Head {
+            opts,
+            chunk_opts,
+            index: RwLock::new(Index::default()),
+            stripes: (0..STRIPES)
+                .map(|_| RwLock::new(Stripe::default()))
+                .collect(),
+            wal: None,
+            num_series: AtomicUsize::new(0),
+            series_bytes: AtomicIsize::new(0),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            next_owner: AtomicU32::new(1),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Opens the head whose WAL is in `wal_dir`: replays the WAL (streaming,
+    /// one record at a time) to rebuild series and samples, then logs every
+    /// later append there.
+    pub fn open(
+        wal_dir: &Path,
+        opts: HeadOptions,
+        wal_opts: WalOptions,
+    ) -> Result<(Head, ReplayStats), TsdbError> {
+        let mut head = Head::new(opts)?;
+        let mut remap: HashMap<SeriesRef, SeriesRef> = HashMap::new();
+        let min_time = head.opts.replay_min_time;
+        let mut refused = 0u64;
+        let mut unknown = 0u64;
+        let (wal, stats) = Wal::open(wal_dir, wal_opts, |rec| match rec {
+            WalRecord::Series { r, labels } => head.replay_series(r, labels, &mut remap),
+            WalRecord::Samples { r, samples } => {
+                let r = remap.get(&r).copied().unwrap_or(r);
+                match head.replay_samples(r, samples, min_time) {
+                    Some(n) => refused += n,
+                    None => unknown += samples.len() as u64,
+                }
+            }
+        })?;
+        if refused > 0 || unknown > 0 {
+            tracing::warn!(
+                dir = %wal_dir.display(),
+                refused,
+                unknown_series = unknown,
+                "WAL replay skipped samples (older than replay_min_time, out of order, or of unknown series)"
+            );
+        }
+        tracing::info!(
+            dir = %wal_dir.display(),
+            series = head.num_series(),
+            samples = stats.samples,
+            torn = stats.torn_records,
+            "head replayed from WAL"
+        );
+        head.wal = Some(wal);
+        Ok((head, stats))
+    }
+
+    fn replay_series(
+        &self,
+        r: SeriesRef,
+        labels: Labels,
+        remap: &mut HashMap<SeriesRef, SeriesRef>,
+    ) {
+        if labels.is_empty() {
+            return;
+        }
+        let hash = labels_hash(&labels);
+        let stripe_idx = stripe_of_hash(hash);
+        let mut index = self.index.write();
+        let mut stripe = self.stripes[stripe_idx].write();
+        if let Some(existing) = stripe.find(hash, &labels, &index.symbols) {
+            if existing == r {
+                remap.remove(&r);
+            } else {
+                remap.insert(r, existing);
+            }
+            return;
+        }
+        let new_ref = if stripe_of_ref(r) == stripe_idx && !stripe.series.contains_key(&r) {
+            stripe.reserve(r);
+            remap.remove(&r);
+            r
+        } else {
+            let n = stripe.next_ref(stripe_idx);
+            remap.insert(r, n);
+            n
+        };
+        let syms = intern_labels(&mut index.symbols, &labels);
+        let s = MemSeries::new(syms, hash);
+        index.add(new_ref, &s.labels);
+        self.series_bytes
+            .fetch_add(s.memory_bytes() as isize, Ordering::Relaxed);
+        stripe.insert(new_ref, s);
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends replayed samples; `None` when the series is unknown,
+    /// otherwise the number of samples refused.
+    fn replay_samples(&self, r: SeriesRef, samples: &[Sample], min_time: i64) -> Option<u64> {
+        let mut stripe = self.stripes[stripe_of_ref(r)].write();
+        let s = stripe.series.get_mut(&r)?;
+        let mut refused = 0;
+        let mut delta = 0;
+        for smp in samples {
+            if smp.t < min_time {
+                refused += 1;
+                continue;
+            }
+            match s.append(*smp, self.chunk_opts) {
+                Ok(d) => {
+                    delta += d;
+                    self.min_time.fetch_min(smp.t, Ordering::Relaxed);
+                    self.max_time.fetch_max(smp.t, Ordering::Relaxed);
+                }
+                Err(series::Refusal::Duplicate) => {}
+                Err(_) => refused += 1,
+            }
+        }
+        self.series_bytes.fetch_add(delta, Ordering::Relaxed);
+        Some(refused)
+    }
+
+    /// Number of series in the head.
+    pub fn num_series(&self) -> usize {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    /// Oldest sample time, `None` while empty.
+    pub fn min_time(&self) -> Option<i64> {
+        let t = self.min_time.load(Ordering::Relaxed);
+        (t != i64::MAX).then_some(t)
+    }
+
+    /// Newest sample time, `None` while empty.
+    pub fn max_time(&self) -> Option<i64> {
+        let t = self.max_time.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Estimated heap bytes held by the head: series, chunks, postings and
+    /// symbols (not the WAL's buffers). Cheap: maintained incrementally, so
+    /// it can be checked against a memory limit on every append.
+    pub fn memory_bytes(&self) -> usize {
+        let series = self.series_bytes.load(Ordering::Relaxed).max(0) as usize;
+        series + self.index.read().memory_bytes()
+    }
+
+    /// The WAL, when the head has one.
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
+    /// Whether the series `r` is in the head.
+    pub fn contains(&self, r: SeriesRef) -> bool {
+        self.stripes[stripe_of_ref(r)]
+            .read()
+            .series
+            .contains_key(&r)
+    }
+
+    /// Drops every sample before `before` (a block now holds them), removes
+    /// series left without samples, and refuses samples before `before`
+    /// from now on. With a WAL, then checkpoints it so the segments holding
+    /// only dropped data are deleted.
+    pub fn truncate(&self, before: i64) -> Result<TruncateStats, TsdbError> {
+        self.min_valid_time.fetch_max(before, Ordering::AcqRel);
+        let mut stats = TruncateStats::default();
+        {
+            let mut index = self.index.write();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            let mut removed = Vec::new();
+            let mut min_t = i64::MAX;
+            let mut delta = 0;
+            for stripe in self.stripes.iter() {
+                let mut stripe = stripe.write();
+                let mut empty = Vec::new();
+                for (r, s) in stripe.series.iter_mut() {
+                    let (d, is_empty) = s.truncate(before);
+                    delta += d;
+                    if is_empty && s.wal_owner == 0 {
+                        empty.push(*r);
+                    } else if let Some(t) = s.min_time() {
+                        min_t = min_t.min(t);
+                    }
+                }
+                for r in empty {
+                    if let Some(s) = stripe.remove(r) {
+                        delta -= s.memory_bytes() as isize;
+                        removed.push((r, s.labels));
+                    }
+                }
+            }
+            index.remove_many(&removed);
+            stats.series_removed = removed.len();
+            self.num_series.fetch_sub(removed.len(), Ordering::Relaxed);
+            self.series_bytes.fetch_add(delta, Ordering::Relaxed);
+            self.min_time.store(min_t, Ordering::Relaxed);
+            if min_t == i64::MAX {
+                self.max_time.store(i64::MIN, Ordering::Relaxed);
+            }
+        }
+        if let Some(wal) = &self.wal {
+            stats.checkpoint = Some(wal.checkpoint(|r| self.contains(r), before)?);
+        }
+        Ok(stats)
+    }
+}
+
+/// What [`Head::truncate`] did.
+#[derive(Debug, Clone, Default)]
+pub struct TruncateStats {
+    /// Series removed because no sample was left.
+    pub series_removed: usize,
+    /// The WAL checkpoint written, when the head has a WAL.
+    pub checkpoint: Option<crate::wal::CheckpointStats>,
+}
+
+fn intern_labels(symbols: &mut symbols::Symbols, labels: &Labels) -> Box<[symbols::Sym]> {
+    let mut out = Vec::with_capacity(labels.len() * 2);
+    for (n, v) in labels.iter() {
+        out.push(symbols.intern(n));
+        out.push(symbols.intern(v));
+    }
+    out.into_boxed_slice()
+}

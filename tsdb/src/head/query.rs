@@ -1,0 +1,183 @@
+//! Reading the head: series by matchers, label names and values, and the
+//! series of a time range for cutting a block.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use tidemark_model::{Labels, Matcher, Sample};
+
+use super::series::stripe_of_ref;
+use super::symbols::Sym;
+use super::{Head, SeriesRef};
+use crate::XorChunk;
+
+/// One series and its samples in the queried range.
+#[derive(Debug, Clone)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    /// In timestamp order, bit-exact (staleness markers included).
+    pub samples: Vec<Sample>,
+}
+
+/// One series and the chunks holding exactly its samples of a block range.
+#[derive(Debug, Clone)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    /// In time order, not overlapping.
+    pub chunks: Vec<XorChunk>,
+}
+
+impl Head {
+    /// The series selected by `matchers` (all of them; none selects every
+    /// series) with their samples in `[mint, maxt]` (both inclusive, as a
+    /// Prometheus querier), sorted by labels. Series without samples in the
+    /// range are left out.
+    ///
+    /// Appends and series creation proceed meanwhile: the index lock is held
+    /// only to evaluate the matchers and to spell the labels, never while
+    /// samples are decoded.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        loop {
+            let generation = self.generation.load(Ordering::Acquire);
+            let refs = self.index.read().select(matchers);
+            let mut found: Vec<(Box<[Sym]>, Vec<Sample>)> = Vec::new();
+            for r in refs {
+                let stripe = self.stripes[stripe_of_ref(r)].read();
+                let Some(s) = stripe.series.get(&r) else {
+                    continue;
+                };
+                if !s.overlaps(mint, maxt) {
+                    continue;
+                }
+                let mut samples = Vec::new();
+                s.samples_in(mint, maxt, &mut samples);
+                if !samples.is_empty() {
+                    found.push((s.labels.clone(), samples));
+                }
+            }
+            let index = self.index.read();
+            if self.generation.load(Ordering::Acquire) != generation {
+                // A truncation may have recycled symbol ids: start over.
+                continue;
+            }
+            let mut out: Vec<SeriesSamples> = found
+                .into_iter()
+                .map(|(syms, samples)| SeriesSamples {
+                    labels: spell(&syms, &index.symbols),
+                    samples,
+                })
+                .collect();
+            drop(index);
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return out;
+        }
+    }
+
+    /// Sorted label names of the series selected by `matchers` that have
+    /// samples in `[mint, maxt]`.
+    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        let index = self.index.read();
+        let mut names: Vec<String> = if matchers.is_empty() && self.covered_by(mint, maxt) {
+            index.names().map(str::to_string).collect()
+        } else {
+            let mut syms: HashSet<Sym> = HashSet::new();
+            for r in index.select(matchers) {
+                self.with_series_in(r, mint, maxt, |labels| {
+                    syms.extend(labels.chunks_exact(2).map(|p| p[0]));
+                });
+            }
+            syms.into_iter()
+                .map(|s| index.symbols.get(s).to_string())
+                .collect()
+        };
+        names.sort_unstable();
+        names
+    }
+
+    /// Sorted values of label `name` among the series selected by
+    /// `matchers` that have samples in `[mint, maxt]`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
+        let index = self.index.read();
+        let mut values: Vec<String> = if matchers.is_empty() && self.covered_by(mint, maxt) {
+            index.values(name).into_iter().map(str::to_string).collect()
+        } else {
+            let Some(name_sym) = index.symbols.lookup(name) else {
+                return Vec::new();
+            };
+            let mut syms: HashSet<Sym> = HashSet::new();
+            for r in index.select(matchers) {
+                self.with_series_in(r, mint, maxt, |labels| {
+                    if let Some(p) = labels.chunks_exact(2).find(|p| p[0] == name_sym) {
+                        syms.insert(p[1]);
+                    }
+                });
+            }
+            syms.into_iter()
+                .map(|s| index.symbols.get(s).to_string())
+                .collect()
+        };
+        values.sort_unstable();
+        values
+    }
+
+    /// Every series with samples in `[mint, maxt)` (half-open, as a block's
+    /// range), sorted by labels, with chunks holding exactly those samples:
+    /// the input for writing a block. Chunks inside the range are shared
+    /// as they are; chunks crossing a boundary are re-encoded. Labels are
+    /// collected up front, chunks one series at a time as the iterator
+    /// advances.
+    pub fn series_in_range(&self, mint: i64, maxt: i64) -> impl Iterator<Item = RangeSeries> + '_ {
+        let mut series: Vec<(Labels, SeriesRef)> = Vec::new();
+        {
+            let index = self.index.read();
+            for &r in index.all() {
+                let stripe = self.stripes[stripe_of_ref(r)].read();
+                if let Some(s) = stripe.series.get(&r)
+                    && maxt > mint
+                    && s.overlaps(mint, maxt - 1)
+                {
+                    series.push((s.labels(&index.symbols), r));
+                }
+            }
+        }
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series.into_iter().filter_map(move |(labels, r)| {
+            let chunks = self.stripes[stripe_of_ref(r)]
+                .read()
+                .series
+                .get(&r)
+                .map(|s| s.chunks_in(mint, maxt))?;
+            (!chunks.is_empty()).then_some(RangeSeries { labels, chunks })
+        })
+    }
+
+    /// Whether `[mint, maxt]` includes all of the head's samples.
+    fn covered_by(&self, mint: i64, maxt: i64) -> bool {
+        match (self.min_time(), self.max_time()) {
+            (Some(a), Some(b)) => mint <= a && b <= maxt,
+            _ => true,
+        }
+    }
+
+    fn with_series_in(&self, r: SeriesRef, mint: i64, maxt: i64, f: impl FnOnce(&[Sym])) {
+        let stripe = self.stripes[stripe_of_ref(r)].read();
+        if let Some(s) = stripe.series.get(&r)
+            && s.overlaps(mint, maxt)
+        {
+            f(&s.labels);
+        }
+    }
+}
+
+fn spell(syms: &[Sym], symbols: &super::symbols::Symbols) -> Labels {
+    Labels::from_sorted_pairs(
+        syms.chunks_exact(2)
+            .map(|p| (symbols.get(p[0]), symbols.get(p[1]))),
+    )
+}

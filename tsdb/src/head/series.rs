@@ -1,0 +1,438 @@
+//! In-memory series: closed XOR chunks plus the chunk being appended, and
+//! the stripes that hold them.
+//!
+//! A series lives in the stripe chosen by its labels hash, and its ref
+//! encodes that stripe (`ref = local << STRIPE_BITS | stripe`), so both
+//! lookups (by labels on append, by ref on query) take one stripe lock and
+//! no global one.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use tidemark_model::{Labels, Sample};
+
+use super::SeriesRef;
+use super::symbols::{Sym, Symbols};
+use crate::{XorAppender, XorChunk};
+
+/// log2 of the number of stripes.
+pub(crate) const STRIPE_BITS: u32 = 10;
+/// Number of stripes: enough that concurrent appenders rarely meet.
+pub(crate) const STRIPES: usize = 1 << STRIPE_BITS;
+
+/// Hasher for keys that are already hashes or refs: one multiply mixes the
+/// bits enough for `HashMap`'s bucket and control bits.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (x ^ (x >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 32;
+    }
+}
+
+pub(crate) type MixMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+
+/// Chunking parameters of a head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkOpts {
+    pub(crate) samples_per_chunk: usize,
+    pub(crate) chunk_range: i64,
+}
+
+/// A full chunk and its time range.
+pub(crate) struct ClosedChunk {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) chunk: XorChunk,
+}
+
+/// Why one sample was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Same timestamp and same value bits as the newest sample: a no-op.
+    Duplicate,
+    /// Same timestamp, different value.
+    DuplicateTimestamp,
+    /// Older than the newest sample.
+    OutOfOrder { last: i64 },
+}
+
+/// One series in the head.
+pub(crate) struct MemSeries {
+    /// Label pairs as symbols: name, value, name, value, ... in name order.
+    pub(crate) labels: Box<[Sym]>,
+    pub(crate) hash: u64,
+    chunks: Vec<ClosedChunk>,
+    /// The open chunk, boxed: absent between a full chunk and the next
+    /// sample, and most series in a head sit at a cut at some point.
+    head: Option<Box<XorAppender>>,
+    last_t: i64,
+    last_v: u64,
+    /// Id of the append call that committed samples here and has not yet
+    /// written them to the WAL (0: none). Another appender waits for it to
+    /// clear, so the WAL holds each series' samples in append order.
+    pub(crate) wal_owner: u32,
+}
+
+/// Fixed bytes of a series besides its chunks and labels: the struct, its
+/// two map entries (with load-factor slack), and the head appender.
+const SERIES_OVERHEAD: usize = std::mem::size_of::<MemSeries>() + 2 * 24 + 120;
+/// Heap bytes of a boxed appender besides its buffer.
+const APPENDER_OVERHEAD: usize = std::mem::size_of::<XorAppender>();
+const CHUNK_OVERHEAD: usize = std::mem::size_of::<ClosedChunk>();
+
+/// Capacity the appender's buffer has grown to for `len` bytes (it starts
+/// at 128 and doubles).
+fn appender_capacity(len: usize) -> usize {
+    len.max(128).next_power_of_two()
+}
+
+impl MemSeries {
+    pub(crate) fn new(labels: Box<[Sym]>, hash: u64) -> Self {
+        MemSeries {
+            labels,
+            hash,
+            chunks: Vec::new(),
+            head: None,
+            last_t: i64::MIN,
+            last_v: 0,
+            wal_owner: 0,
+        }
+    }
+
+    /// Estimated heap bytes held by this series (struct and labels included).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        SERIES_OVERHEAD
+            + self.labels.len() * 4
+            + self.chunks.capacity() * CHUNK_OVERHEAD
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.chunk.bytes().len())
+                .sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| {
+                APPENDER_OVERHEAD + appender_capacity(h.bytes().len())
+            })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.head.is_none()
+    }
+
+    /// Oldest sample time, if any.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        self.chunks
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.head.as_ref().and_then(|h| h.min_time()))
+    }
+
+    /// Newest sample time, if any.
+    pub(crate) fn max_time(&self) -> Option<i64> {
+        (self.last_t != i64::MIN || !self.is_empty()).then_some(self.last_t)
+    }
+
+    /// Checks one sample against the newest one without appending it.
+    pub(crate) fn check(&self, s: Sample) -> Result<(), Refusal> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if s.t > self.last_t {
+            return Ok(());
+        }
+        if s.t == self.last_t {
+            if s.v.to_bits() == self.last_v {
+                return Err(Refusal::Duplicate);
+            }
+            return Err(Refusal::DuplicateTimestamp);
+        }
+        Err(Refusal::OutOfOrder { last: self.last_t })
+    }
+
+    /// Appends one sample; returns the change of [`MemSeries::memory_bytes`].
+    pub(crate) fn append(&mut self, s: Sample, opts: ChunkOpts) -> Result<isize, Refusal> {
+        self.check(s)?;
+        let mut delta: isize = 0;
+        let cut = match &self.head {
+            Some(h) => {
+                h.num_samples() >= opts.samples_per_chunk
+                    || h.min_time()
+                        .is_some_and(|m| s.t >= range_end(m, opts.chunk_range))
+            }
+            None => false,
+        };
+        if cut {
+            delta += self.cut_head();
+        }
+        let head = match &mut self.head {
+            Some(h) => h,
+            None => {
+                delta += (APPENDER_OVERHEAD + appender_capacity(0)) as isize;
+                self.head.insert(Box::new(XorAppender::new()))
+            }
+        };
+        let before = appender_capacity(head.bytes().len());
+        if head.append(s.t, s.v).is_err() {
+            // `check` accepted the sample and the chunk holds fewer than
+            // `samples_per_chunk` samples, so the appender cannot refuse it.
+            return Err(Refusal::OutOfOrder { last: self.last_t });
+        }
+        delta += appender_capacity(head.bytes().len()) as isize - before as isize;
+        let full = head.num_samples() >= opts.samples_per_chunk;
+        self.last_t = s.t;
+        self.last_v = s.v.to_bits();
+        if full {
+            // A full chunk takes no more samples: close it now so it is
+            // stored at its exact size rather than in a grown buffer.
+            delta += self.cut_head();
+        }
+        Ok(delta)
+    }
+
+    /// Closes the head chunk, shrinking its buffer to size.
+    fn cut_head(&mut self) -> isize {
+        let Some(h) = self.head.take() else {
+            return 0;
+        };
+        let before = (APPENDER_OVERHEAD + appender_capacity(h.bytes().len())) as isize;
+        let (Some(min_t), Some(max_t)) = (h.min_time(), h.max_time()) else {
+            return -before;
+        };
+        let cap_before = self.chunks.capacity();
+        let mut bytes = (*h).into_chunk().into_bytes();
+        bytes.shrink_to_fit();
+        let len = bytes.len() as isize;
+        let Ok(chunk) = XorChunk::from_bytes(bytes) else {
+            // An appender always produces a valid header.
+            return -before;
+        };
+        self.chunks.push(ClosedChunk {
+            min_t,
+            max_t,
+            chunk,
+        });
+        let grown = (self.chunks.capacity() - cap_before) * CHUNK_OVERHEAD;
+        len - before + grown as isize
+    }
+
+    /// Copies the samples in `[mint, maxt]` into `out`.
+    pub(crate) fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        for c in &self.chunks {
+            if c.max_t < mint || c.min_t > maxt {
+                continue;
+            }
+            push_range(c.chunk.iter(), mint, maxt, out);
+        }
+        if let Some(h) = &self.head
+            && h.max_time().is_some_and(|t| t >= mint)
+            && h.min_time().is_some_and(|t| t <= maxt)
+        {
+            // The appender exposes no borrowing iterator: decode a copy.
+            push_range(h.chunk().iter(), mint, maxt, out);
+        }
+    }
+
+    /// Whether the series has a sample in `[mint, maxt]`.
+    pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        match (self.min_time(), self.max_time()) {
+            (Some(a), Some(b)) => a <= maxt && b >= mint,
+            _ => false,
+        }
+    }
+
+    /// Chunks holding exactly the samples in `[mint, maxt)`: closed chunks
+    /// inside the range are shared as they are, the others re-encoded.
+    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<XorChunk> {
+        let mut out = Vec::new();
+        let mut samples = Vec::new();
+        for c in &self.chunks {
+            if c.max_t < mint || c.min_t >= maxt {
+                continue;
+            }
+            if c.min_t >= mint && c.max_t < maxt {
+                out.push(c.chunk.clone());
+            } else {
+                samples.clear();
+                push_range(c.chunk.iter(), mint, maxt - 1, &mut samples);
+                out.extend(encode(&samples));
+            }
+        }
+        if let Some(h) = &self.head {
+            samples.clear();
+            push_range(h.chunk().iter(), mint, maxt - 1, &mut samples);
+            out.extend(encode(&samples));
+        }
+        out
+    }
+
+    /// Drops chunks whose samples are all before `before` (the head chunk
+    /// too when all of it is). Returns the change of memory bytes and
+    /// whether the series is now empty.
+    pub(crate) fn truncate(&mut self, before: i64) -> (isize, bool) {
+        let mem_before = self.memory_bytes() as isize;
+        self.chunks.retain(|c| c.max_t >= before);
+        self.chunks.shrink_to_fit();
+        if self
+            .head
+            .as_ref()
+            .is_some_and(|h| h.max_time().is_none_or(|t| t < before))
+        {
+            self.head = None;
+        }
+        let empty = self.is_empty();
+        (self.memory_bytes() as isize - mem_before, empty)
+    }
+
+    /// Whether these symbols spell `labels`.
+    pub(crate) fn labels_equal(&self, labels: &Labels, symbols: &Symbols) -> bool {
+        let mut mine = self.labels.chunks_exact(2);
+        let mut theirs = labels.iter();
+        loop {
+            match (mine.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some(p), Some((n, v))) => {
+                    if symbols.get(p[0]) != n || symbols.get(p[1]) != v {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// Rebuilds the `Labels` of this series.
+    pub(crate) fn labels(&self, symbols: &Symbols) -> Labels {
+        Labels::from_sorted_pairs(
+            self.labels
+                .chunks_exact(2)
+                .map(|p| (symbols.get(p[0]), symbols.get(p[1]))),
+        )
+    }
+}
+
+/// The end of the aligned chunk range that `t` falls in.
+fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_add(1).saturating_mul(range)
+}
+
+fn push_range(it: impl Iterator<Item = Sample>, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    for s in it {
+        if s.t > maxt {
+            break;
+        }
+        if s.t >= mint {
+            out.push(s);
+        }
+    }
+}
+
+fn encode(samples: &[Sample]) -> Option<XorChunk> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut a = XorAppender::new();
+    for s in samples {
+        // Samples come from one chunk in time order.
+        a.append(s.t, s.v).ok()?;
+    }
+    Some(a.into_chunk())
+}
+
+/// The series of one stripe.
+#[derive(Default)]
+pub(crate) struct Stripe {
+    pub(crate) series: MixMap<SeriesRef, MemSeries>,
+    by_hash: MixMap<u64, SeriesRef>,
+    /// Further series whose labels hash equals one in `by_hash`.
+    collisions: HashMap<u64, Vec<SeriesRef>>,
+    next_local: u64,
+}
+
+impl Stripe {
+    /// The series with exactly these labels.
+    pub(crate) fn find(&self, hash: u64, labels: &Labels, symbols: &Symbols) -> Option<SeriesRef> {
+        let r = *self.by_hash.get(&hash)?;
+        if self
+            .series
+            .get(&r)
+            .is_some_and(|s| s.labels_equal(labels, symbols))
+        {
+            return Some(r);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .find(|r| {
+                self.series
+                    .get(r)
+                    .is_some_and(|s| s.labels_equal(labels, symbols))
+            })
+            .copied()
+    }
+
+    /// A new ref in this stripe.
+    pub(crate) fn next_ref(&mut self, stripe: usize) -> SeriesRef {
+        let local = self.next_local;
+        self.next_local += 1;
+        SeriesRef((local << STRIPE_BITS) | stripe as u64)
+    }
+
+    /// Makes sure refs handed out later are above `r` (after replay).
+    pub(crate) fn reserve(&mut self, r: SeriesRef) {
+        self.next_local = self.next_local.max((r.0 >> STRIPE_BITS) + 1);
+    }
+
+    pub(crate) fn insert(&mut self, r: SeriesRef, s: MemSeries) {
+        let hash = s.hash;
+        self.series.insert(r, s);
+        match self.by_hash.get(&hash) {
+            Some(_) => self.collisions.entry(hash).or_default().push(r),
+            None => {
+                self.by_hash.insert(hash, r);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, r: SeriesRef) -> Option<MemSeries> {
+        let s = self.series.remove(&r)?;
+        let hash = s.hash;
+        if self.by_hash.get(&hash) == Some(&r) {
+            self.by_hash.remove(&hash);
+            if let Some(more) = self.collisions.get_mut(&hash) {
+                if let Some(next) = more.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if more.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(more) = self.collisions.get_mut(&hash) {
+            more.retain(|x| *x != r);
+            if more.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+        Some(s)
+    }
+}
+
+/// The stripe a series of this labels hash lives in.
+pub(crate) fn stripe_of_hash(hash: u64) -> usize {
+    (hash as usize) & (STRIPES - 1)
+}
+
+/// The stripe a ref lives in.
+pub(crate) fn stripe_of_ref(r: SeriesRef) -> usize {
+    (r.0 as usize) & (STRIPES - 1)
+}
