@@ -6,6 +6,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
 use tokio_util::sync::CancellationToken;
 
+use crate::durexpr;
 use crate::error::PromqlError;
 use crate::eval::{Evaluator, QueryCtx};
 use crate::prepare;
@@ -132,6 +133,30 @@ impl Engine {
         parser::parse(expr).map_err(|msg| PromqlError::Parse { msg })
     }
 
+    /// Replaces Prometheus 3 duration expressions (`x[5m+1m]`,
+    /// `offset (2 * step())`, `step()`, `range()`, `min_of`, `max_of`) by plain
+    /// durations for a query over `[start, end]` with `step` (0 for an
+    /// instant query), since the parser does not know them. The engine does
+    /// this itself; tools that parse query text separately (e.g. to add an
+    /// `@` modifier) call it first.
+    pub fn resolve_duration_expressions(
+        expr: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> std::borrow::Cow<'_, str> {
+        match durexpr::rewrite(
+            expr,
+            durexpr::DurationCtx {
+                step_ms: step,
+                range_ms: end - start,
+            },
+        ) {
+            Some(s) => std::borrow::Cow::Owned(s),
+            None => std::borrow::Cow::Borrowed(expr),
+        }
+    }
+
     async fn run(
         &self,
         q: &dyn Queryable,
@@ -141,7 +166,8 @@ impl Engine {
         step: i64,
         cancel: &CancellationToken,
     ) -> Result<QueryResult, PromqlError> {
-        let ast = Self::parse(expr)?;
+        let text = Self::resolve_duration_expressions(expr, start, end, step);
+        let ast = Self::parse(&text)?;
         let is_range = step > 0;
         if is_range {
             let vt = ast.value_type();
@@ -167,6 +193,7 @@ impl Engine {
             deadline: Instant::now() + self.opts.timeout,
             timeout: self.opts.timeout,
             cancel: cancel.clone(),
+            query: text.to_string(),
         };
         let plan = prepare::plan(&ast, &ctx)?;
         let fetched = prepare::fetch(q, plan, &ctx).await?;

@@ -12,6 +12,7 @@
 //! data without further I/O. Limits (samples held, timeout, cancellation)
 //! are checked in both phases. See `docs/promql.md` for what is supported.
 
+mod durexpr;
 mod engine;
 mod error;
 mod eval;

@@ -114,16 +114,13 @@ impl<'a> Evaluator<'a> {
         match op.as_str() {
             "topk" | "bottomk" | "limitk" | "limit_ratio" => {
                 let p = param.unwrap_or(f64::NAN);
-                self.aggregate_k(&op, p, &grouping, input).map(Val::Vector)
+                self.aggregate_k(a, &op, p, &grouping, input)
+                    .map(Val::Vector)
             }
             _ => {
                 if op == "quantile" {
-                    let q = param.unwrap_or(f64::NAN);
-                    if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                        self.warn(format!(
-                            "PromQL warning: quantile value should be between 0 and 1, got {}",
-                            super::call::go_float(q)
-                        ));
+                    if let Some(p) = &a.param {
+                        self.quantile_warning(param.unwrap_or(f64::NAN), p);
                     }
                 }
                 aggregate(&op, param.unwrap_or(f64::NAN), &grouping, input).map(Val::Vector)
@@ -133,6 +130,7 @@ impl<'a> Evaluator<'a> {
 
     fn aggregate_k(
         &mut self,
+        a: &'a AggregateExpr,
         op: &str,
         p: f64,
         grouping: &Grouping,
@@ -147,8 +145,12 @@ impl<'a> Evaluator<'a> {
             }
             if !(-1.0..=1.0).contains(&p) {
                 let bound = if p > 1.0 { 1.0 } else { -1.0 };
+                let pos = match &a.param {
+                    Some(e) => self.position_of_expr(e),
+                    None => String::new(),
+                };
                 self.warn(format!(
-                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} {pos}",
                     super::call::go_float(p),
                     super::call::go_float(bound)
                 ));

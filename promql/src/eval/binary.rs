@@ -335,12 +335,10 @@ fn vector_binop(
     );
     // The "many" side is processed as the left one.
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    // Fill values are given for the original sides.
-    let (fill_many, fill_one) = if one_to_many {
-        (fill_rhs, fill_lhs)
-    } else {
-        (fill_lhs, fill_rhs)
-    };
+    // As in Prometheus, fill values are not swapped with the sides: the
+    // right fill completes partners of the processed (left) side, the left
+    // fill the unmatched entries of the processed right side.
+    let (fill_many, fill_one) = (fill_lhs, fill_rhs);
 
     let mut right: HashMap<Vec<u8>, Elem> = HashMap::with_capacity(rhs.len());
     let mut right_order: Vec<Vec<u8>> = Vec::new();
@@ -348,11 +346,16 @@ fn vector_binop(
         let sig = m.signature(&rs.labels);
         if let Some(dup) = right.get(&sig) {
             let side = if one_to_many { "left" } else { "right" };
+            let (a, b) = if dup.labels <= rs.labels {
+                (&dup.labels, &rs.labels)
+            } else {
+                (&rs.labels, &dup.labels)
+            };
             return Err(PromqlError::exec(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 go_labels_string(&m.match_labels(&rs.labels)),
-                go_labels_string(&rs.labels),
-                go_labels_string(&dup.labels),
+                go_labels_string(a),
+                go_labels_string(b),
             )));
         }
         right_order.push(sig.clone());

@@ -48,11 +48,21 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn quantile_warning(&mut self, q: f64) {
+    pub(crate) fn quantile_warning(&mut self, q: f64, at: &Expr) {
         if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            let pos = self.position_of_expr(at);
             self.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
                 go_float(q)
+            ));
+        }
+    }
+
+    fn sort_in_range_warning(&mut self, name: &str) {
+        if self.ctx.is_range {
+            let pos = self.position_of_call(name);
+            self.warn(format!(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels {pos}"
             ));
         }
     }
@@ -74,6 +84,18 @@ impl<'a> Evaluator<'a> {
                     0
                 };
                 return Ok(Val::Scalar(step as f64 / 1000.0));
+            }
+            "min_of" | "max_of" => {
+                let mut acc: Option<f64> = None;
+                for a in &args {
+                    let v = self.eval_scalar(a, ts)?;
+                    acc = Some(match acc {
+                        None => v,
+                        Some(m) if name == "min_of" => crate::functions::stats::go_min(m, v),
+                        Some(m) => crate::functions::stats::go_max(m, v),
+                    });
+                }
+                return Ok(Val::Scalar(acc.unwrap_or(f64::NAN)));
             }
             "vector" => {
                 let v = self.eval_scalar(arg(&args, 0)?, ts)?;
@@ -134,6 +156,7 @@ impl<'a> Evaluator<'a> {
             "label_replace" => return self.label_replace(&args, ts).map(Val::Vector),
             "label_join" => return self.label_join(&args, ts).map(Val::Vector),
             "sort" | "sort_desc" => {
+                self.sort_in_range_warning(name);
                 let mut v = self.eval_vector(arg(&args, 0)?, ts)?;
                 let desc = name == "sort_desc";
                 v.sort_by(|a, b| {
@@ -149,6 +172,7 @@ impl<'a> Evaluator<'a> {
                 return Ok(Val::Vector(v));
             }
             "sort_by_label" | "sort_by_label_desc" => {
+                self.sort_in_range_warning(name);
                 return self
                     .sort_by_label(&args, ts, name == "sort_by_label_desc")
                     .map(Val::Vector);
@@ -254,7 +278,7 @@ impl<'a> Evaluator<'a> {
         let (start, end) = self.window_bounds(args[idx], ts);
         let matrix: Vec<RangeSeries<'a>> = self.eval_matrix(args[idx], ts)?;
         match name {
-            "quantile_over_time" => self.quantile_warning(p0),
+            "quantile_over_time" => self.quantile_warning(p0, args[0]),
             "double_exponential_smoothing" => {
                 if let Some(e) = range::smoothing_factor_error(p0, p1) {
                     return Err(PromqlError::Execution(e));
@@ -309,7 +333,8 @@ impl<'a> Evaluator<'a> {
                             .any(|suf| n.ends_with(suf))
                         {
                             let msg = format!(
-                                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
+                                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?} {}",
+                                self.position_of_expr(args[idx])
                             );
                             self.info(msg);
                         }
@@ -328,14 +353,15 @@ impl<'a> Evaluator<'a> {
     fn histogram_quantile(&mut self, args: &[&'a Expr], ts: i64) -> Result<Vec<Elem>, PromqlError> {
         let q = self.eval_scalar(arg(args, 0)?, ts)?;
         let v = self.eval_vector(arg(args, 1)?, ts)?;
-        self.quantile_warning(q);
+        self.quantile_warning(q, args[0]);
+        let arg_pos = self.position_of_expr(args[1]);
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, Vec<(f64, f64)>, bool)> = Vec::new();
         for el in v {
             let le = el.labels.get("le").and_then(histogram::parse_le);
             let Some(upper) = le else {
                 let msg = format!(
-                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?} {arg_pos}",
                     el.labels.get("le").unwrap_or(""),
                     el.labels.metric_name().unwrap_or("")
                 );
@@ -356,7 +382,7 @@ impl<'a> Evaluator<'a> {
             let r = histogram::bucket_quantile(q, &mut buckets);
             if r.forced_monotonic {
                 let msg = format!(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {arg_pos}",
                     labels.metric_name().unwrap_or("")
                 );
                 self.info(msg);

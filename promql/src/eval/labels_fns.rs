@@ -59,6 +59,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
+        super::check_unique(&v)?;
         Ok(v)
     }
 
@@ -98,6 +99,7 @@ impl<'a> Evaluator<'a> {
                 el.drop_name = false;
             }
         }
+        super::check_unique(&v)?;
         Ok(v)
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct QueryCtx {
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
     pub(crate) cancel: CancellationToken,
+    /// The query text, for the positions Prometheus puts in annotations.
+    pub(crate) query: String,
 }
 
 /// One element of an instant vector during evaluation.
@@ -120,6 +122,32 @@ impl<'a> Evaluator<'a> {
         if !self.infos.contains(&msg) {
             self.infos.push(msg);
         }
+    }
+
+    /// Prometheus's ` (line:column)` suffix of annotations, for the first
+    /// occurrence of `needle` in the query (the parser keeps no positions).
+    fn position_of(&self, needle: &str) -> String {
+        let q = &self.ctx.query;
+        let at = q
+            .find(needle)
+            .or_else(|| q.to_lowercase().find(&needle.to_lowercase()))
+            .unwrap_or(0);
+        let line = q[..at].matches('\n').count() + 1;
+        let col = at - q[..at].rfind('\n').map_or(0, |p| p + 1) + 1;
+        format!("({line}:{col})")
+    }
+
+    pub(crate) fn position_of_expr(&self, e: &Expr) -> String {
+        let text = match e {
+            Expr::MatrixSelector(ms) => ms.vs.to_string(),
+            Expr::VectorSelector(vs) => vs.name.clone().unwrap_or_else(|| vs.to_string()),
+            other => other.to_string(),
+        };
+        self.position_of(&text)
+    }
+
+    pub(crate) fn position_of_call(&self, name: &str) -> String {
+        self.position_of(&format!("{name}("))
     }
 
     /// Fails the query if it was cancelled or ran out of time.

@@ -1,0 +1,418 @@
+//! Duration expressions (`foo[5m+1m]`, `offset (2 * step())`, `[min_of(range(), 1h):]`).
+//!
+//! Prometheus 3 accepts arithmetic on durations inside range brackets and
+//! after `offset`, with the functions `step()`, `range()`, `min_of()` and
+//! `max_of()`. The parser tidemark uses does not, so the engine resolves
+//! them before parsing: each such expression is evaluated against the
+//! query's start, end and step and replaced by a plain duration in
+//! milliseconds. Text that is not a duration expression is left untouched,
+//! so the parser reports its own errors for it.
+
+/// The query's time parameters that `step()` and `range()` resolve to (ms).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DurationCtx {
+    pub(crate) step_ms: i64,
+    pub(crate) range_ms: i64,
+}
+
+/// Rewrites every duration expression of `query` into a plain duration.
+/// Returns `None` when the query has none (the common case).
+pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Option<String> {
+    let b = query.as_bytes();
+    let mut out = String::with_capacity(query.len());
+    let mut changed = false;
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'{' => {
+                i += 1;
+                while i < b.len() && b[i] != b'}' {
+                    if matches!(b[i], b'"' | b'\'' | b'`') {
+                        i = skip_string(b, i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'[' => {
+                let Some(close) = query[i..].find(']').map(|p| p + i) else {
+                    return changed.then_some(out + &query[last..]);
+                };
+                let inner = &query[i + 1..close];
+                if let Some(new_inner) = rewrite_brackets(inner, ctx) {
+                    out.push_str(&query[last..=i]);
+                    out.push_str(&new_inner);
+                    last = close;
+                    changed = true;
+                }
+                i = close + 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                if query[start..i].eq_ignore_ascii_case("offset") {
+                    if let Some((end, text)) = rewrite_offset(query, i, ctx) {
+                        if text == "0ms" {
+                            // `offset 0` is no offset (the parser refuses a zero duration).
+                            out.push_str(&query[last..start]);
+                        } else {
+                            out.push_str(&query[last..i]);
+                            out.push(' ');
+                            out.push_str(&text);
+                        }
+                        last = end;
+                        i = end;
+                        changed = true;
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&query[last..]);
+    Some(out)
+}
+
+fn skip_string(b: &[u8], start: usize) -> usize {
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() && b[i] != q {
+        if b[i] == b'\\' && q != b'`' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i + 1
+}
+
+/// `[range]` or `[range:step]` contents with at least one expression.
+fn rewrite_brackets(inner: &str, ctx: DurationCtx) -> Option<String> {
+    let parts: Vec<&str> = inner.splitn(2, ':').collect();
+    let mut changed = false;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let t = p.trim();
+        if t.is_empty() || is_duration_literal(t) {
+            out.push(t.to_string());
+            continue;
+        }
+        let mut parser = Parser {
+            s: t.as_bytes(),
+            i: 0,
+            ctx,
+        };
+        let v = parser.expr()?;
+        parser.ws();
+        if parser.i != t.len() {
+            return None;
+        }
+        out.push(format_ms(v));
+        changed = true;
+    }
+    changed.then(|| out.join(":"))
+}
+
+/// After `offset`: an optional sign and one atom (literal, function call or
+/// parenthesised expression); binary operators after it belong to the
+/// enclosing PromQL expression.
+fn rewrite_offset(query: &str, pos: usize, ctx: DurationCtx) -> Option<(usize, String)> {
+    let b = query.as_bytes();
+    let mut i = pos;
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    let atom_start = i;
+    let mut p = Parser { s: b, i, ctx };
+    let v = p.signed_atom()?;
+    let text = &query[atom_start..p.i];
+    let plain = text.trim_start_matches(['-', '+']).trim();
+    if is_duration_literal(plain) {
+        return None;
+    }
+    Some((p.i, format_ms(v)))
+}
+
+fn format_ms(secs: f64) -> String {
+    let ms = (secs * 1000.0).round() as i64;
+    if ms < 0 {
+        format!("-{}ms", -ms)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn is_duration_literal(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let d = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+        let u = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        if !matches!(&s[u..i], "ms" | "s" | "m" | "h" | "d" | "w" | "y") {
+            return false;
+        }
+    }
+    true
+}
+
+/// A recursive-descent evaluator of duration arithmetic, in seconds.
+struct Parser<'s> {
+    s: &'s [u8],
+    i: usize,
+    ctx: DurationCtx,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn expr(&mut self) -> Option<f64> {
+        let mut v = self.term()?;
+        while let Some(c @ (b'+' | b'-')) = self.peek() {
+            self.i += 1;
+            let r = self.term()?;
+            v = if c == b'+' { v + r } else { v - r };
+        }
+        Some(v)
+    }
+
+    fn term(&mut self) -> Option<f64> {
+        let mut v = self.unary()?;
+        while let Some(c @ (b'*' | b'/' | b'%')) = self.peek() {
+            self.i += 1;
+            let r = self.unary()?;
+            v = match c {
+                b'*' => v * r,
+                b'/' => v / r,
+                _ => v % r,
+            };
+        }
+        Some(v)
+    }
+
+    fn unary(&mut self) -> Option<f64> {
+        match self.peek()? {
+            b'-' => {
+                self.i += 1;
+                Some(-self.unary()?)
+            }
+            b'+' => {
+                self.i += 1;
+                self.unary()
+            }
+            _ => self.power(),
+        }
+    }
+
+    fn power(&mut self) -> Option<f64> {
+        let base = self.atom()?;
+        if self.peek() == Some(b'^') {
+            self.i += 1;
+            let e = self.unary()?;
+            return Some(base.powf(e));
+        }
+        Some(base)
+    }
+
+    /// `offset`'s operand: a sign and an atom, no binary operators.
+    fn signed_atom(&mut self) -> Option<f64> {
+        match self.peek()? {
+            b'-' => {
+                self.i += 1;
+                Some(-self.signed_atom()?)
+            }
+            b'+' => {
+                self.i += 1;
+                self.signed_atom()
+            }
+            _ => self.atom(),
+        }
+    }
+
+    fn atom(&mut self) -> Option<f64> {
+        let c = self.peek()?;
+        if c == b'(' {
+            self.i += 1;
+            let v = self.expr()?;
+            if self.peek()? != b')' {
+                return None;
+            }
+            self.i += 1;
+            return Some(v);
+        }
+        if c.is_ascii_digit() || c == b'.' {
+            return self.number_or_duration();
+        }
+        if c.is_ascii_alphabetic() {
+            let start = self.i;
+            while self.i < self.s.len()
+                && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+            {
+                self.i += 1;
+            }
+            let name = std::str::from_utf8(&self.s[start..self.i])
+                .ok()?
+                .to_ascii_lowercase();
+            if self.peek()? != b'(' {
+                return None;
+            }
+            self.i += 1;
+            let mut args = Vec::new();
+            if self.peek()? != b')' {
+                loop {
+                    args.push(self.expr()?);
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b')' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            self.i += 1;
+            return match (name.as_str(), args.as_slice()) {
+                ("step", []) => Some(self.ctx.step_ms as f64 / 1000.0),
+                ("range", []) => Some(self.ctx.range_ms as f64 / 1000.0),
+                ("min_of", [a, rest @ ..]) => Some(rest.iter().fold(*a, |m, x| m.min(*x))),
+                ("max_of", [a, rest @ ..]) => Some(rest.iter().fold(*a, |m, x| m.max(*x))),
+                _ => None,
+            };
+        }
+        None
+    }
+
+    fn number_or_duration(&mut self) -> Option<f64> {
+        let start = self.i;
+        let s = self.s;
+        while self.i < s.len() && (s[self.i].is_ascii_digit() || s[self.i] == b'.') {
+            self.i += 1;
+        }
+        let num_end = self.i;
+        if self.i < s.len() && s[self.i].is_ascii_alphabetic() {
+            // A duration literal such as 1h30m or 8000ms.
+            while self.i < s.len() && s[self.i].is_ascii_alphanumeric() {
+                self.i += 1;
+            }
+            let text = std::str::from_utf8(&s[start..self.i]).ok()?;
+            return duration_secs(text);
+        }
+        std::str::from_utf8(&s[start..num_end]).ok()?.parse().ok()
+    }
+}
+
+fn duration_secs(text: &str) -> Option<f64> {
+    if !is_duration_literal(text) {
+        return None;
+    }
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut total = 0.0;
+    while i < b.len() {
+        let d = i;
+        while b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let n: f64 = text[d..i].parse().ok()?;
+        let u = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        total += n * match &text[u..i] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 604_800.0,
+            _ => 31_536_000.0,
+        };
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: DurationCtx = DurationCtx {
+        step_ms: 5_000,
+        range_ms: 10_000,
+    };
+
+    #[test]
+    fn brackets_are_evaluated() {
+        assert_eq!(
+            rewrite("rate(x[26m+4m])", CTX).unwrap(),
+            "rate(x[1800000ms])"
+        );
+        assert_eq!(
+            rewrite("x[29s+1s:5s+5s]", CTX).unwrap(),
+            "x[30000ms:10000ms]"
+        );
+        assert_eq!(rewrite("x[1+(STep()-5)*2]", CTX).unwrap(), "x[1000ms]");
+        assert_eq!(rewrite("x[min_of(step()+1,1h)]", CTX).unwrap(), "x[6000ms]");
+    }
+
+    #[test]
+    fn offset_takes_one_atom() {
+        assert_eq!(
+            rewrite("x offset 100 + 2", CTX).unwrap(),
+            "x offset 100000ms + 2"
+        );
+        assert_eq!(
+            rewrite("x offset -step()*2", CTX).unwrap(),
+            "x offset -5000ms*2"
+        );
+        assert_eq!(
+            rewrite("x offset (-2 ^ 2)", CTX).unwrap(),
+            "x offset -4000ms"
+        );
+    }
+
+    #[test]
+    fn zero_offset_is_removed() {
+        let ctx = DurationCtx {
+            step_ms: 0,
+            range_ms: 0,
+        };
+        assert_eq!(rewrite("x offset range()", ctx).unwrap(), "x ");
+    }
+
+    #[test]
+    fn plain_queries_are_untouched() {
+        assert!(rewrite("rate(x{a=\"[1+1]\"}[5m]) offset 1h", CTX).is_none());
+        assert!(rewrite("x[5m:1m] offset -1h", CTX).is_none());
+        assert!(rewrite("sum by (offset) (x)", CTX).is_none());
+    }
+}
