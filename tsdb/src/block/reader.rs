@@ -1,0 +1,279 @@
+//! Opens a block directory and answers label and sample queries.
+
+use std::path::{Path, PathBuf};
+
+use tidemark_model::{Labels, MatchOp, Matcher, Sample};
+
+use super::INDEX_FILENAME;
+use super::chunks::ChunkReader;
+use super::index_reader::{IndexReader, IndexSeries};
+use super::meta::BlockMeta;
+use super::source::{ByteSource, MemSource};
+use super::tombstones::Tombstones;
+use crate::TsdbError;
+
+/// A series with its samples in a time range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// A readable block: meta, index, chunks and tombstones.
+///
+/// Deleted ranges (tombstones) are already removed from what
+/// [`BlockReader::select`] returns.
+#[derive(Debug)]
+pub struct BlockReader {
+    dir: PathBuf,
+    meta: BlockMeta,
+    index: IndexReader,
+    chunks: ChunkReader,
+    tombstones: Tombstones,
+}
+
+impl BlockReader {
+    /// Opens `<dir>` (a block directory named by its ULID). The index is
+    /// read into memory; chunks are read from the segment files on demand.
+    pub fn open(dir: &Path) -> Result<Self, TsdbError> {
+        let meta = BlockMeta::read(dir)?;
+        let index_src: Box<dyn ByteSource> =
+            Box::new(MemSource::read_file(&dir.join(INDEX_FILENAME))?);
+        let index = IndexReader::open(index_src)?;
+        let chunks = ChunkReader::open_dir(&dir.join("chunks"))?;
+        let tombstones = Tombstones::read(dir)?;
+        Ok(Self::from_parts(
+            dir.to_path_buf(),
+            meta,
+            index,
+            chunks,
+            tombstones,
+        ))
+    }
+
+    /// Assembles a reader from parts read elsewhere (object storage).
+    pub fn from_parts(
+        dir: PathBuf,
+        meta: BlockMeta,
+        index: IndexReader,
+        chunks: ChunkReader,
+        tombstones: Tombstones,
+    ) -> Self {
+        BlockReader {
+            dir,
+            meta,
+            index,
+            chunks,
+            tombstones,
+        }
+    }
+
+    /// The block directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The block's `meta.json`.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// The index, for direct symbol, postings and series access.
+    pub fn index(&self) -> &IndexReader {
+        &self.index
+    }
+
+    /// The chunk segment reader.
+    pub fn chunks(&self) -> &ChunkReader {
+        &self.chunks
+    }
+
+    /// Deleted ranges.
+    pub fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
+    }
+
+    /// The symbol table.
+    pub fn symbols(&self) -> &[String] {
+        self.index.symbols()
+    }
+
+    /// Label names, sorted.
+    pub fn label_names(&self) -> Vec<&str> {
+        self.index.label_names()
+    }
+
+    /// Values of one label name, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<&str> {
+        self.index.label_values(name)
+    }
+
+    /// Series references with `name="value"`, in label order.
+    pub fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>, TsdbError> {
+        self.index.postings(name, value)
+    }
+
+    /// Series references selected by all `matchers`, in label order.
+    pub fn select_refs(&self, matchers: &[Matcher]) -> Result<Vec<u64>, TsdbError> {
+        let mut result: Option<Vec<u64>> = None;
+        // Matchers that select series lacking the label go last: they
+        // subtract from what the others selected instead of listing values.
+        let (positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
+            matchers.iter().partition(|m| !m.matches_empty());
+        for m in positive {
+            let values: Vec<&str> = match m.set_matches() {
+                Some(set) if m.op == MatchOp::Equal || m.op == MatchOp::Regex => set,
+                _ => self
+                    .index
+                    .label_values(&m.name)
+                    .into_iter()
+                    .filter(|v| m.matches(v))
+                    .collect(),
+            };
+            let mut union: Vec<u64> = Vec::new();
+            for v in values {
+                union = merge_union(&union, &self.index.postings(&m.name, v)?);
+            }
+            result = Some(match result {
+                None => union,
+                Some(r) => intersect(&r, &union),
+            });
+            if result.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Vec::new());
+            }
+        }
+        let mut refs = match result {
+            Some(r) => r,
+            None => self.index.all_postings()?,
+        };
+        for m in negative {
+            // Series with a value that does not match are removed; series
+            // without the label match (the matcher accepts "").
+            for v in self.index.label_values(&m.name) {
+                if !m.matches(v) {
+                    refs = subtract(&refs, &self.index.postings(&m.name, v)?);
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    /// Reads one series (labels and chunk metas).
+    pub fn series(&self, series_ref: u64) -> Result<IndexSeries, TsdbError> {
+        self.index.series(series_ref)
+    }
+
+    /// Samples of one series with `mint <= t <= maxt`, tombstones applied.
+    pub fn series_samples(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<SeriesSamples, TsdbError> {
+        let s = self.index.series(series_ref)?;
+        let deleted = self.tombstones.intervals(series_ref);
+        let mut samples = Vec::new();
+        for m in s
+            .chunks
+            .iter()
+            .filter(|m| m.max_time >= mint && m.min_time <= maxt)
+        {
+            let chunk = self.chunks.chunk(m.chunk_ref)?;
+            let mut it = chunk.iter();
+            if let Some(first) = it.seek(mint) {
+                samples.extend(
+                    std::iter::once(first)
+                        .chain(&mut it)
+                        .take_while(|x| x.t <= maxt)
+                        .filter(|x| !deleted.iter().any(|&(a, b)| a <= x.t && x.t <= b)),
+                );
+            }
+            if let Some(e) = it.take_error() {
+                return Err(TsdbError::CorruptBlock {
+                    path: self.dir.join("chunks"),
+                    offset: m.chunk_ref.0,
+                    reason: format!("chunk of series {}: {e}", s.labels),
+                });
+            }
+        }
+        Ok(SeriesSamples {
+            labels: s.labels,
+            samples,
+        })
+    }
+
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`
+    /// (both inclusive), sorted by labels. Series without samples in the
+    /// range are left out.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesSamples>, TsdbError> {
+        let mut out = Vec::new();
+        for r in self.select_refs(matchers)? {
+            let s = self.series_samples(r, mint, maxt)?;
+            if !s.samples.is_empty() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn merge_union(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for &x in a {
+        while j < b.len() && b[j] < x {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != x {
+            out.push(x);
+        }
+    }
+    out
+}

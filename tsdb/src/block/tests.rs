@@ -1,0 +1,271 @@
+#![allow(clippy::unwrap_used)]
+
+use tidemark_model::{Labels, MatchOp, Matcher, STALE_NAN, Sample};
+
+use super::*;
+use crate::TsdbError;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied()).unwrap()
+}
+
+fn samples(n: i64, start: i64, step: i64, f: impl Fn(i64) -> f64) -> Vec<Sample> {
+    (0..n)
+        .map(|i| Sample::new(start + i * step, f(i)))
+        .collect()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    reader: BlockReader,
+    written: Vec<(Labels, Vec<Sample>)>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = vec![
+        (
+            labels(&[("__name__", "up"), ("job", "node"), ("instance", "a:9100")]),
+            samples(300, 0, 15_000, |i| (i % 2) as f64),
+        ),
+        (
+            labels(&[("__name__", "up"), ("job", "node"), ("instance", "b:9100")]),
+            samples(10, 1_000, 15_000, |_| 1.0),
+        ),
+        (
+            labels(&[("__name__", "up"), ("job", "prom"), ("instance", "c:9090")]),
+            vec![Sample::new(5, 1.0), Sample::new(20, STALE_NAN)],
+        ),
+        (
+            labels(&[("__name__", "http_requests_total"), ("code", "200")]),
+            samples(500, -7_000, 10_000, |i| (i * 3) as f64),
+        ),
+    ];
+    let mut w = BlockWriter::new();
+    // Added in reverse order: the writer sorts.
+    for (l, s) in written.iter().rev() {
+        w.add_samples(l.clone(), s).unwrap();
+    }
+    let meta = w.write(dir.path()).unwrap();
+    written.sort_by(|a, b| a.0.cmp(&b.0));
+    let reader = BlockReader::open(&dir.path().join(meta.ulid.to_string())).unwrap();
+    Fixture {
+        _dir: dir,
+        reader,
+        written,
+    }
+}
+
+#[test]
+fn written_block_reads_back_exactly() {
+    let f = fixture();
+    let meta = f.reader.meta();
+    assert_eq!(meta.stats.num_series, 4);
+    assert_eq!(meta.stats.num_samples, 300 + 10 + 2 + 500);
+    // 300 samples -> 3 chunks, 500 -> 5, others 1 each.
+    assert_eq!(meta.stats.num_chunks, 3 + 1 + 1 + 5);
+    assert_eq!(meta.min_time, -7_000);
+    assert_eq!(meta.max_time, -7_000 + 499 * 10_000 + 1);
+    assert_eq!(meta.compaction.level, 1);
+    assert_eq!(meta.compaction.sources, vec![meta.ulid]);
+
+    let all = f.reader.select(&[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(all.len(), f.written.len());
+    for (got, (l, s)) in all.iter().zip(&f.written) {
+        assert_eq!(&got.labels, l);
+        assert_eq!(got.samples.len(), s.len());
+        for (a, b) in got.samples.iter().zip(s) {
+            assert!(a.bit_eq(b), "{l}: {a:?} != {b:?}");
+        }
+    }
+}
+
+#[test]
+fn labels_and_postings_are_indexed() {
+    let f = fixture();
+    assert_eq!(
+        f.reader.label_names(),
+        vec!["__name__", "code", "instance", "job"]
+    );
+    assert_eq!(f.reader.label_values("job"), vec!["node", "prom"]);
+    assert!(f.reader.label_values("nope").is_empty());
+    let syms = f.reader.symbols();
+    assert!(syms.windows(2).all(|w| w[0] < w[1]), "symbols sorted");
+    assert!(syms.iter().any(|s| s == "a:9100"));
+    let node = f.reader.postings("job", "node").unwrap();
+    assert_eq!(node.len(), 2);
+    assert!(f.reader.postings("job", "missing").unwrap().is_empty());
+    let s = f.reader.series(node[0]).unwrap();
+    assert_eq!(s.labels.get("instance"), Some("a:9100"));
+    assert_eq!(s.chunks.len(), 3);
+    assert_eq!(s.chunks[0].min_time, 0);
+    assert_eq!(s.chunks[0].max_time, 119 * 15_000);
+    assert_eq!(s.chunks[1].min_time, 120 * 15_000);
+}
+
+#[test]
+fn select_applies_matchers_and_time_range() {
+    let f = fixture();
+    let names = |m: Vec<Matcher>, mint, maxt| -> Vec<String> {
+        f.reader
+            .select(&m, mint, maxt)
+            .unwrap()
+            .iter()
+            .map(|s| s.labels.to_string())
+            .collect()
+    };
+    let re = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+    assert_eq!(
+        names(vec![Matcher::equal("job", "node")], i64::MIN, i64::MAX).len(),
+        2
+    );
+    assert_eq!(
+        names(
+            vec![
+                Matcher::equal("__name__", "up"),
+                re(MatchOp::NotEqual, "job", "node")
+            ],
+            i64::MIN,
+            i64::MAX
+        ),
+        vec![r#"up{instance="c:9090", job="prom"}"#]
+    );
+    // `job=""` selects the series without a job label.
+    assert_eq!(
+        names(vec![Matcher::equal("job", "")], i64::MIN, i64::MAX),
+        vec![r#"http_requests_total{code="200"}"#]
+    );
+    assert_eq!(
+        names(
+            vec![re(MatchOp::Regex, "instance", "(a|c):.*")],
+            i64::MIN,
+            i64::MAX
+        )
+        .len(),
+        2
+    );
+    assert_eq!(
+        names(
+            vec![re(MatchOp::NotRegex, "instance", ".*9100")],
+            i64::MIN,
+            i64::MAX
+        )
+        .len(),
+        2
+    );
+    assert!(names(vec![Matcher::equal("job", "nope")], i64::MIN, i64::MAX).is_empty());
+    // Time range: only instance b's 10 samples start at 1000; the range
+    // [1000, 16000] holds 2 samples of a, 2 of b, 2 of the counter.
+    let sel = f
+        .reader
+        .select(&[Matcher::equal("__name__", "up")], 1_000, 16_000)
+        .unwrap();
+    let counts: Vec<usize> = sel.iter().map(|s| s.samples.len()).collect();
+    assert_eq!(counts, vec![1, 2]);
+    assert!(
+        sel.iter()
+            .all(|s| s.samples.iter().all(|x| (1_000..=16_000).contains(&x.t)))
+    );
+}
+
+#[test]
+fn small_segments_split_chunks_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = BlockWriter::new().with_max_segment_size(300);
+    let mut want = Vec::new();
+    for i in 0..20 {
+        let l = labels(&[("__name__", "m"), ("i", &i.to_string())]);
+        let s = samples(200, 0, 1000, |k| (k * i) as f64 * 0.5);
+        w.add_samples(l.clone(), &s).unwrap();
+        want.push((l, s));
+    }
+    let meta = w.write(dir.path()).unwrap();
+    let bdir = dir.path().join(meta.ulid.to_string());
+    let segments = std::fs::read_dir(bdir.join("chunks")).unwrap().count();
+    assert!(segments > 5, "{segments} segments");
+    let r = BlockReader::open(&bdir).unwrap();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let got = r.select(&[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(got.len(), 20);
+    for (g, (l, s)) in got.iter().zip(&want) {
+        assert_eq!(&g.labels, l);
+        assert_eq!(&g.samples, s);
+    }
+}
+
+#[test]
+fn corruption_is_reported_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = BlockWriter::new();
+    w.add_samples(labels(&[("a", "b")]), &samples(10, 0, 1, |_| 1.0))
+        .unwrap();
+    let meta = w.write(dir.path()).unwrap();
+    let bdir = dir.path().join(meta.ulid.to_string());
+
+    let chunk_path = bdir.join("chunks").join("000001");
+    let mut bytes = std::fs::read(&chunk_path).unwrap();
+    let last = bytes.len() - 6;
+    bytes[last] ^= 0x40;
+    std::fs::write(&chunk_path, &bytes).unwrap();
+    let r = BlockReader::open(&bdir).unwrap();
+    let err = r.select(&[], i64::MIN, i64::MAX).unwrap_err();
+    assert!(
+        matches!(&err, TsdbError::ChecksumMismatch { path, offset: 8, .. } if path.ends_with("000001")),
+        "{err}"
+    );
+
+    let index_path = bdir.join(INDEX_FILENAME);
+    let mut bytes = std::fs::read(&index_path).unwrap();
+    bytes[12] ^= 0xff; // inside the symbol table
+    std::fs::write(&index_path, &bytes).unwrap();
+    let err = BlockReader::open(&bdir).unwrap_err();
+    assert!(matches!(err, TsdbError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
+fn writer_refuses_bad_input_and_leaves_no_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = BlockWriter::new();
+    let err = w
+        .add_samples(
+            labels(&[("a", "b")]),
+            &[Sample::new(5, 1.0), Sample::new(5, 2.0)],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("duplicate"), "{err}");
+
+    let mut w = BlockWriter::new();
+    w.add_samples(labels(&[("a", "b")]), &samples(3, 0, 1, |_| 1.0))
+        .unwrap();
+    w.add_samples(labels(&[("a", "b")]), &samples(3, 10, 1, |_| 1.0))
+        .unwrap();
+    let err = w.write(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("added twice"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temp dir removed"
+    );
+
+    let err = BlockWriter::new().write(dir.path()).unwrap_err();
+    assert!(matches!(err, TsdbError::InvalidBlockInput { .. }));
+
+    // An explicit range must contain the samples.
+    let mut w = BlockWriter::new().with_time_range(0, 10);
+    w.add_samples(labels(&[("a", "b")]), &samples(3, 8, 1, |_| 1.0))
+        .unwrap();
+    assert!(w.write(dir.path()).is_err());
+}
+
+#[test]
+fn empty_block_with_explicit_range_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = BlockWriter::new()
+        .with_time_range(0, 7_200_000)
+        .write(dir.path())
+        .unwrap();
+    let r = BlockReader::open(&dir.path().join(meta.ulid.to_string())).unwrap();
+    assert_eq!(r.meta().stats.num_series, 0);
+    assert!(r.select(&[], i64::MIN, i64::MAX).unwrap().is_empty());
+    assert!(r.label_names().is_empty());
+}
