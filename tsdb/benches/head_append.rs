@@ -72,7 +72,7 @@ fn batch(
                     // Prometheus snaps scrape times within 2 ms of the interval
                     // (--scrape.timestamp-tolerance); model 5% of scrapes
                     // late by more than that.
-                    let jitter = if rng.next() % 20 == 0 {
+                    let jitter = if rng.next().is_multiple_of(20) {
                         3 + (rng.next() % 18) as i64
                     } else {
                         0

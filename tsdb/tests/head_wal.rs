@@ -334,3 +334,27 @@ fn tenant_heads_reopen_every_tenant_with_its_own_wal() {
     assert_eq!(all(&heads.get(&b).unwrap())[0].1.len(), 5);
     assert!(root.path().join("team-a").join("wal").is_dir());
 }
+
+#[test]
+fn a_batch_larger_than_a_record_is_split_and_replays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch: Vec<(Labels, Vec<Sample>)> = (0..20_000)
+        .map(|i| {
+            (
+                series(i),
+                (0..60)
+                    .map(|t| Sample::new(t * 1000, t as f64 + 0.1))
+                    .collect(),
+            )
+        })
+        .collect();
+    {
+        let h = open(dir.path(), WalOptions::default());
+        assert_eq!(h.append(&batch).unwrap().samples_written, 1_200_000);
+        // More than one samples record was needed (they are split at 8 MiB).
+        assert!(h.wal().unwrap().stats().records_written >= 3);
+    }
+    let (h, stats) = Head::open(dir.path(), HeadOptions::default(), WalOptions::default()).unwrap();
+    assert_eq!(stats.samples, 1_200_000);
+    assert_eq!(h.num_series(), 20_000);
+}

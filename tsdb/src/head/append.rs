@@ -22,7 +22,7 @@ use tidemark_model::{Labels, Sample, labels_hash};
 use super::series::{Refusal, stripe_of_hash, stripe_of_ref};
 use super::{Head, MemSeries, SeriesRef, intern_labels};
 use crate::TsdbError;
-use crate::wal::{RecordType, begin_samples, encode_sample_group, encode_series, frame};
+use crate::wal::{RecordType, begin_samples, encode_sample_group, encode_series, finish_frame};
 
 /// Outcome of one append batch. Refusals are per series; the rest of the
 /// batch is written regardless (remote write's "write the good, name the
@@ -52,6 +52,10 @@ pub struct RefusedSeries {
     /// Why the first of them was refused; names the series.
     pub error: TsdbError,
 }
+
+/// Records are split at about this size, far below the WAL's maximum
+/// record size, so any batch can be logged and replayed.
+const SPLIT_RECORD_BYTES: usize = 8 << 20;
 
 thread_local! {
     /// WAL encoding buffer, reused across calls on the same thread.
@@ -100,6 +104,9 @@ impl Head {
     /// batch may be considered acknowledged, and the head refuses further
     /// appends until reopened.
     pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendResult, TsdbError> {
+        if let Some(wal) = &self.wal {
+            wal.check_failed()?;
+        }
         let mut result = AppendResult::default();
         let mut refs: Vec<Option<SeriesRef>> = Vec::with_capacity(batch.len());
         let mut hashes: Vec<u64> = Vec::with_capacity(batch.len());
@@ -274,6 +281,9 @@ impl Head {
                 result.samples_written += accepted.len();
                 if logging {
                     encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
+                    if rec.buf.len() > SPLIT_RECORD_BYTES {
+                        self.flush(rec, owner)?;
+                    }
                 }
             }
             if let Some(error) = first_error {
@@ -300,7 +310,7 @@ impl Head {
             return Ok(());
         };
         if rec.has_samples() {
-            crate::wal::finish_frame(&mut rec.buf, 0, RecordType::Samples);
+            finish_frame(&mut rec.buf, 0, RecordType::Samples);
             let written = wal.log(&rec.buf, 1);
             rec.reset();
             rec.pos = written?;
@@ -356,36 +366,51 @@ impl Head {
         buf.clear();
         let mut created = 0;
         let mut bytes = 0isize;
-        frame(&mut buf, RecordType::Series, |buf| {
-            for &i in missing {
-                let (labels, _) = &batch[i];
-                let hash = hashes[i];
-                let stripe_idx = stripe_of_hash(hash);
-                let mut stripe = self.stripes[stripe_idx].write();
-                if let Some(r) = stripe.find(hash, labels, &index.symbols) {
-                    refs[i] = Some(r);
-                    continue;
-                }
-                let syms = intern_labels(&mut index.symbols, labels);
-                let r = stripe.next_ref(stripe_idx);
-                let s = MemSeries::new(syms, hash);
-                index.add(r, &s.labels);
-                bytes += s.memory_bytes() as isize;
-                stripe.insert(r, s);
-                encode_series(buf, r, labels);
+        let mut res = Ok(());
+        let start_record = |buf: &mut Vec<u8>| {
+            buf.clear();
+            buf.extend_from_slice(&[0u8; crate::wal::HEADER_LEN]);
+        };
+        start_record(&mut buf);
+        for &i in missing {
+            let (labels, _) = &batch[i];
+            let hash = hashes[i];
+            let stripe_idx = stripe_of_hash(hash);
+            let mut stripe = self.stripes[stripe_idx].write();
+            if let Some(r) = stripe.find(hash, labels, &index.symbols) {
                 refs[i] = Some(r);
-                created += 1;
+                continue;
             }
-        });
+            let syms = intern_labels(&mut index.symbols, labels);
+            let r = stripe.next_ref(stripe_idx);
+            let s = MemSeries::new(syms, hash);
+            index.add(r, &s.labels);
+            bytes += s.memory_bytes() as isize;
+            stripe.insert(r, s);
+            drop(stripe);
+            refs[i] = Some(r);
+            created += 1;
+            if let Some(wal) = &self.wal {
+                encode_series(&mut buf, r, labels);
+                if buf.len() > SPLIT_RECORD_BYTES {
+                    finish_frame(&mut buf, 0, RecordType::Series);
+                    res = res.and(wal.log(&buf, 1).map(|_| ()));
+                    start_record(&mut buf);
+                }
+            }
+        }
         self.num_series.fetch_add(created, Ordering::Relaxed);
         self.series_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let res = match &self.wal {
-            Some(wal) if created > 0 => wal.log(&buf, 1).map(|_| ()),
-            _ => Ok(()),
-        };
+        if let Some(wal) = &self.wal
+            && buf.len() > crate::wal::HEADER_LEN
+        {
+            finish_frame(&mut buf, 0, RecordType::Series);
+            res = res.and(wal.log(&buf, 1).map(|_| ()));
+        }
+        let res = res.map(|()| created);
         drop(index);
         give(&SERIES_BUF, buf);
-        res.map(|()| created)
+        res
     }
 }
 

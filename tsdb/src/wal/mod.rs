@@ -40,7 +40,7 @@ use crate::head::SeriesRef;
 
 pub use checkpoint::CheckpointStats;
 pub(crate) use record::{
-    HEADER_LEN, RecordType, begin_samples, encode_sample_group, encode_series, finish_frame, frame,
+    HEADER_LEN, RecordType, begin_samples, encode_sample_group, encode_series, finish_frame,
 };
 pub use replay::{RepairReport, ReplayStats};
 use segment::{segment_name, sync_dir};
@@ -222,7 +222,7 @@ impl Wal {
             opts,
         });
         let syncer = match shared.opts.sync {
-            SyncPolicy::Interval(every) => Some(IntervalSyncer::start(Arc::clone(&shared), every)),
+            SyncPolicy::Interval(every) => Some(IntervalSyncer::start(Arc::clone(&shared), every)?),
             SyncPolicy::Batch => None,
         };
         Ok((Wal { shared, syncer }, stats))
@@ -243,6 +243,13 @@ impl Wal {
     /// The records of one call never span segments.
     pub(crate) fn log(&self, records: &[u8], count: u64) -> Result<u64, TsdbError> {
         self.shared.check_failed()?;
+        if records.len() > record::MAX_RECORD_LEN + record::HEADER_LEN {
+            // Replay would refuse it; callers split their records well below.
+            return Err(TsdbError::WalFailed {
+                dir: self.shared.dir.clone(),
+                reason: format!("record of {} bytes exceeds the maximum", records.len()),
+            });
+        }
         let mut w = self.shared.writer.lock();
         if w.seg_offset > 0 && w.seg_offset + records.len() as u64 > self.shared.opts.segment_size {
             self.shared.rotate(&mut w)?;
@@ -267,6 +274,11 @@ impl Wal {
             SyncPolicy::Batch => self.shared.sync_to(pos),
             SyncPolicy::Interval(_) => Ok(()),
         }
+    }
+
+    /// Fails when an earlier write or fsync failed.
+    pub(crate) fn check_failed(&self) -> Result<(), TsdbError> {
+        self.shared.check_failed()
     }
 
     /// Fsyncs everything written so far, whatever the policy.
@@ -443,7 +455,8 @@ struct IntervalSyncer {
 }
 
 impl IntervalSyncer {
-    fn start(shared: Arc<Shared>, every: Duration) -> Self {
+    fn start(shared: Arc<Shared>, every: Duration) -> Result<Self, TsdbError> {
+        let dir = shared.dir.clone();
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -464,17 +477,11 @@ impl IntervalSyncer {
                     });
                 }
             });
-        match handle {
-            Ok(h) => IntervalSyncer {
-                stop,
-                handle: Some(h),
-            },
-            Err(e) => {
-                // Without the thread the WAL still syncs on close; say so loudly.
-                tracing::error!(error = %e, "could not start the WAL fsync thread");
-                IntervalSyncer { stop, handle: None }
-            }
-        }
+        let h = handle.map_err(|e| TsdbError::io(dir, e))?;
+        Ok(IntervalSyncer {
+            stop,
+            handle: Some(h),
+        })
     }
 
     fn stop(mut self) {

@@ -51,6 +51,7 @@ pub(crate) fn checksum(typ: u8, len: u32, payload: &[u8]) -> u32 {
 
 /// Writes one framed record into `buf`: reserve the header, let `fill`
 /// append the payload, then complete the header.
+#[cfg(test)]
 pub(crate) fn frame(buf: &mut Vec<u8>, typ: RecordType, fill: impl FnOnce(&mut Vec<u8>)) {
     let start = buf.len();
     buf.extend_from_slice(&[0u8; HEADER_LEN]);
