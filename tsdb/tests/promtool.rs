@@ -307,3 +307,29 @@ fn tidemark_reads_a_promtool_block_exactly() {
     assert_eq!(r.label_values("code"), vec!["200", "500"]);
     assert!(r.tombstones().is_empty());
 }
+
+#[test]
+fn promtool_reads_a_merged_block_of_replicas() {
+    let promtool = require_promtool!();
+    let dir = tempfile::tempdir().unwrap();
+    let series = test_series();
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut w = BlockWriter::new();
+        for (l, s) in &series {
+            w.add_samples(l.clone(), s).unwrap();
+        }
+        let meta = w.write(dir.path()).unwrap();
+        readers.push(BlockReader::open(&dir.path().join(meta.ulid.to_string())).unwrap());
+    }
+    let db = dir.path().join("db");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    let refs: Vec<&BlockReader> = readers.iter().collect();
+    let merged = tidemark_tsdb::block::merge_blocks(&refs, &db).unwrap();
+    let total: usize = series.iter().map(|(_, s)| s.len()).sum();
+    assert_eq!(merged.stats.duplicates, total as u64);
+    let dump = run(Command::new(&promtool).args(["tsdb", "dump"]).arg(&db));
+    assert_eq!(parse_dump(&dump).len(), total);
+    let list = run(Command::new(&promtool).args(["tsdb", "list"]).arg(&db));
+    assert!(list.contains(&merged.meta.ulid.to_string()), "{list}");
+}

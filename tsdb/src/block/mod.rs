@@ -8,6 +8,8 @@
 //! - [`BlockWriter`] sorts series, cuts chunks and writes atomically.
 //! - [`BlockReader`] opens a block: meta, symbols, postings, label values,
 //!   and [`BlockReader::select`] by label matchers and time range.
+//! - [`merge_blocks`] merges overlapping blocks into one, deduplicating
+//!   samples (vertical compaction).
 //! - Parsing goes through [`ByteSource`], so index and chunks can be read by
 //!   ranges from object storage as well as from local files.
 
@@ -15,6 +17,7 @@ mod chunks;
 mod codec;
 mod index_reader;
 mod index_writer;
+mod merge;
 mod meta;
 mod reader;
 mod source;
@@ -23,6 +26,7 @@ mod writer;
 
 pub use chunks::{ChunkReader, ChunkRef, DEFAULT_MAX_SEGMENT_SIZE, segment_file_name};
 pub use index_reader::{IndexReader, IndexSeries, Toc};
+pub use merge::{MergeOutcome, MergeStats, merge_blocks};
 pub use meta::{BlockCompaction, BlockDesc, BlockId, BlockMeta, BlockStats, META_VERSION};
 pub use reader::{BlockReader, SeriesSamples};
 pub use source::{ByteSource, FileSource, MemSource};
@@ -43,3 +47,6 @@ pub struct ChunkMeta {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod merge_tests;
