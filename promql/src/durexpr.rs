@@ -15,12 +15,42 @@ pub(crate) struct DurationCtx {
     pub(crate) range_ms: i64,
 }
 
-/// Rewrites every duration expression of `query` into a plain duration.
-/// Returns `None` when the query has none (the common case).
-pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Option<String> {
+/// The experimental modifiers of a range selector (`x[5m] anchored`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeMode {
+    /// The window also takes the last sample before its start (within the
+    /// lookback delta) as its anchor; no extrapolation.
+    Anchored,
+    /// Like anchored, plus the first sample after the end; the values at
+    /// both edges are interpolated.
+    Smoothed,
+}
+
+/// What [`rewrite`] did: the new text (if changed) and the modifiers it
+/// removed, by ordinal of the range bracket (`[`) they followed.
+#[derive(Debug, Default)]
+pub(crate) struct Rewritten {
+    pub(crate) text: Option<String>,
+    pub(crate) modes: Vec<(usize, RangeMode)>,
+}
+
+/// Rewrites every duration expression of `query` into a plain duration and
+/// removes `anchored`/`smoothed` range modifiers (returned separately).
+pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Rewritten {
+    let mut modes = Vec::new();
+    let text = rewrite_inner(query, ctx, &mut modes);
+    Rewritten { text, modes }
+}
+
+fn rewrite_inner(
+    query: &str,
+    ctx: DurationCtx,
+    modes: &mut Vec<(usize, RangeMode)>,
+) -> Option<String> {
     let b = query.as_bytes();
     let mut out = String::with_capacity(query.len());
     let mut changed = false;
+    let mut brackets = 0usize;
     let mut i = 0;
     let mut last = 0;
     while i < b.len() {
@@ -42,8 +72,10 @@ pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Option<String> {
                 }
             }
             b'[' => {
+                let ordinal = brackets;
+                brackets += 1;
                 let Some(close) = query[i..].find(']').map(|p| p + i) else {
-                    return changed.then_some(out + &query[last..]);
+                    break;
                 };
                 let inner = &query[i + 1..close];
                 if let Some(new_inner) = rewrite_brackets(inner, ctx) {
@@ -53,6 +85,30 @@ pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Option<String> {
                     changed = true;
                 }
                 i = close + 1;
+                let mut j = i;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                for (word, mode) in [
+                    ("anchored", RangeMode::Anchored),
+                    ("smoothed", RangeMode::Smoothed),
+                ] {
+                    let end = j + word.len();
+                    let is_word = b
+                        .get(j..end)
+                        .is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+                        && !b
+                            .get(end)
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                    if is_word {
+                        out.push_str(&query[last..i]);
+                        last = end;
+                        i = end;
+                        changed = true;
+                        modes.push((ordinal, mode));
+                        break;
+                    }
+                }
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
@@ -365,6 +421,20 @@ fn duration_secs(text: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    fn rewrite_text(q: &str, ctx: DurationCtx) -> Option<String> {
+        rewrite(q, ctx).text
+    }
+
+    #[test]
+    fn range_modifiers_are_removed_and_reported() {
+        let r = rewrite("increase(x[1m] anchored) + rate(y[5m:1m]  smoothed)", CTX);
+        assert_eq!(r.text.unwrap(), "increase(x[1m]) + rate(y[5m:1m])");
+        assert_eq!(
+            r.modes,
+            vec![(0, RangeMode::Anchored), (1, RangeMode::Smoothed)]
+        );
+    }
+
     const CTX: DurationCtx = DurationCtx {
         step_ms: 5_000,
         range_ms: 10_000,
@@ -373,29 +443,32 @@ mod tests {
     #[test]
     fn brackets_are_evaluated() {
         assert_eq!(
-            rewrite("rate(x[26m+4m])", CTX).unwrap(),
+            rewrite_text("rate(x[26m+4m])", CTX).unwrap(),
             "rate(x[1800000ms])"
         );
         assert_eq!(
-            rewrite("x[29s+1s:5s+5s]", CTX).unwrap(),
+            rewrite_text("x[29s+1s:5s+5s]", CTX).unwrap(),
             "x[30000ms:10000ms]"
         );
-        assert_eq!(rewrite("x[1+(STep()-5)*2]", CTX).unwrap(), "x[1000ms]");
-        assert_eq!(rewrite("x[min_of(step()+1,1h)]", CTX).unwrap(), "x[6000ms]");
+        assert_eq!(rewrite_text("x[1+(STep()-5)*2]", CTX).unwrap(), "x[1000ms]");
+        assert_eq!(
+            rewrite_text("x[min_of(step()+1,1h)]", CTX).unwrap(),
+            "x[6000ms]"
+        );
     }
 
     #[test]
     fn offset_takes_one_atom() {
         assert_eq!(
-            rewrite("x offset 100 + 2", CTX).unwrap(),
+            rewrite_text("x offset 100 + 2", CTX).unwrap(),
             "x offset 100000ms + 2"
         );
         assert_eq!(
-            rewrite("x offset -step()*2", CTX).unwrap(),
+            rewrite_text("x offset -step()*2", CTX).unwrap(),
             "x offset -5000ms*2"
         );
         assert_eq!(
-            rewrite("x offset (-2 ^ 2)", CTX).unwrap(),
+            rewrite_text("x offset (-2 ^ 2)", CTX).unwrap(),
             "x offset -4000ms"
         );
     }
@@ -406,13 +479,13 @@ mod tests {
             step_ms: 0,
             range_ms: 0,
         };
-        assert_eq!(rewrite("x offset range()", ctx).unwrap(), "x ");
+        assert_eq!(rewrite_text("x offset range()", ctx).unwrap(), "x ");
     }
 
     #[test]
     fn plain_queries_are_untouched() {
-        assert!(rewrite("rate(x{a=\"[1+1]\"}[5m]) offset 1h", CTX).is_none());
-        assert!(rewrite("x[5m:1m] offset -1h", CTX).is_none());
-        assert!(rewrite("sum by (offset) (x)", CTX).is_none());
+        assert!(rewrite_text("rate(x{a=\"[1+1]\"}[5m]) offset 1h", CTX).is_none());
+        assert!(rewrite_text("x[5m:1m] offset -1h", CTX).is_none());
+        assert!(rewrite_text("sum by (offset) (x)", CTX).is_none());
     }
 }

@@ -145,15 +145,18 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> std::borrow::Cow<'_, str> {
-        match durexpr::rewrite(
+        let rw = durexpr::rewrite(
             expr,
             durexpr::DurationCtx {
                 step_ms: step,
                 range_ms: end - start,
             },
-        ) {
-            Some(s) => std::borrow::Cow::Owned(s),
-            None => std::borrow::Cow::Borrowed(expr),
+        );
+        match rw.text {
+            // Range modifiers cannot be carried through the parser's AST, so
+            // text with them is returned unchanged.
+            Some(s) if rw.modes.is_empty() => std::borrow::Cow::Owned(s),
+            _ => std::borrow::Cow::Borrowed(expr),
         }
     }
 
@@ -166,8 +169,16 @@ impl Engine {
         step: i64,
         cancel: &CancellationToken,
     ) -> Result<QueryResult, PromqlError> {
-        let text = Self::resolve_duration_expressions(expr, start, end, step);
+        let rw = durexpr::rewrite(
+            expr,
+            durexpr::DurationCtx {
+                step_ms: step,
+                range_ms: end - start,
+            },
+        );
+        let text = rw.text.unwrap_or_else(|| expr.to_string());
         let ast = Self::parse(&text)?;
+        let range_modes = prepare::assign_range_modes(&ast, &rw.modes);
         let is_range = step > 0;
         if is_range {
             let vt = ast.value_type();
@@ -193,7 +204,8 @@ impl Engine {
             deadline: Instant::now() + self.opts.timeout,
             timeout: self.opts.timeout,
             cancel: cancel.clone(),
-            query: text.to_string(),
+            query: text,
+            range_modes,
         };
         let plan = prepare::plan(&ast, &ctx)?;
         let fetched = prepare::fetch(q, plan, &ctx).await?;

@@ -14,6 +14,7 @@ use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use tidemark_model::{MatchOp, Matcher};
 
+use crate::durexpr::RangeMode;
 use crate::error::PromqlError;
 use crate::eval::QueryCtx;
 use crate::storage::{Queryable, SelectHints, Series};
@@ -41,7 +42,7 @@ impl Fetched {
     }
 }
 
-fn key(vs: &VectorSelector) -> usize {
+pub(crate) fn key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
@@ -69,6 +70,56 @@ pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
         Some(Offset::Neg(d)) => -(d.as_millis() as i64),
     }
+}
+
+/// Maps the range modifiers the text rewrite removed (by ordinal of their
+/// bracket) to the range selectors of the AST, walked in text order.
+pub(crate) fn assign_range_modes(
+    expr: &Expr,
+    modes: &[(usize, RangeMode)],
+) -> HashMap<usize, RangeMode> {
+    fn walk(
+        e: &Expr,
+        n: &mut usize,
+        modes: &[(usize, RangeMode)],
+        out: &mut HashMap<usize, RangeMode>,
+    ) {
+        match e {
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    walk(p, n, modes, out);
+                }
+                walk(&a.expr, n, modes, out);
+            }
+            Expr::Unary(u) => walk(&u.expr, n, modes, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, n, modes, out);
+                walk(&b.rhs, n, modes, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, n, modes, out),
+            Expr::Subquery(sq) => {
+                walk(&sq.expr, n, modes, out);
+                *n += 1;
+            }
+            Expr::MatrixSelector(ms) => {
+                if let Some((_, m)) = modes.iter().find(|(o, _)| *o == *n) {
+                    out.insert(key(&ms.vs), *m);
+                }
+                *n += 1;
+            }
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    walk(a, n, modes, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    if !modes.is_empty() {
+        walk(expr, &mut 0, modes, &mut out);
+    }
+    out
 }
 
 /// Lists the storage reads of a query evaluated over `[ctx.start, ctx.end]`.
@@ -114,6 +165,11 @@ fn walk(
         Expr::MatrixSelector(ms) => {
             let (s, e) = shifted(start, end, &ms.vs.at, &ms.vs.offset, ctx);
             let r = ms.range.as_millis() as i64;
+            let (s, e) = match ctx.range_modes.get(&key(&ms.vs)) {
+                Some(RangeMode::Anchored) => (s - ctx.lookback, e),
+                Some(RangeMode::Smoothed) => (s - ctx.lookback, e + ctx.lookback),
+                None => (s, e),
+            };
             out.push(request(&ms.vs, s - r + 1, e, func, r, ctx)?);
             Ok(())
         }

@@ -7,6 +7,7 @@ use promql_parser::parser::{Call, Expr};
 use tidemark_model::{Labels, Sample};
 
 use super::{Elem, Evaluator, RangeSeries, Val};
+use crate::durexpr::RangeMode;
 use crate::error::PromqlError;
 use crate::functions::{histogram, math, range, time};
 use crate::prepare::convert_absent_labels;
@@ -241,6 +242,73 @@ impl<'a> Evaluator<'a> {
         self.eval_range_function(name, &args, ts)
     }
 
+    /// A function over an `anchored` or `smoothed` range selector.
+    fn extended_range_function(
+        &mut self,
+        name: &str,
+        ms: &'a promql_parser::parser::MatrixSelector,
+        mode: RangeMode,
+        start: i64,
+        end: i64,
+    ) -> Result<Val<'a>, PromqlError> {
+        let allowed: &[&str] = match mode {
+            RangeMode::Anchored => &["changes", "delta", "increase", "rate", "resets"],
+            RangeMode::Smoothed => &["delta", "increase", "rate"],
+        };
+        let mode_name = match mode {
+            RangeMode::Anchored => "anchored",
+            RangeMode::Smoothed => "smoothed",
+        };
+        if !allowed.contains(&name) {
+            return Err(PromqlError::exec(format!(
+                "{mode_name} modifier can only be used with: {} - not with {name}",
+                allowed.join(", ")
+            )));
+        }
+        let lookback = self.ctx.lookback;
+        let hi = if mode == RangeMode::Smoothed {
+            end + lookback
+        } else {
+            end
+        };
+        let smoothed = mode == RangeMode::Smoothed;
+        let mut out = Vec::new();
+        for s in self.data.series(&ms.vs) {
+            // Samples in (start - lookback, hi], staleness markers removed.
+            let w = super::selector::window(&s.samples, hi, hi - (start - lookback));
+            // Only the last sample at or before `start` serves as the anchor.
+            let first = w.partition_point(|p| p.t <= start).saturating_sub(1);
+            let w = &w[first..];
+            if w.is_empty() {
+                continue;
+            }
+            let v = match name {
+                "rate" | "increase" | "delta" => {
+                    range::extended_rate(w, start, end, smoothed, name != "delta", name == "rate")
+                }
+                _ => {
+                    let upto = w.partition_point(|p| p.t <= end);
+                    let inner = &w[..upto];
+                    if !inner.iter().any(|p| p.t > start) {
+                        None
+                    } else if name == "changes" {
+                        range::changes(inner)
+                    } else {
+                        range::resets(inner)
+                    }
+                }
+            };
+            if let Some(v) = v {
+                out.push(Elem {
+                    labels: s.labels.clone(),
+                    v,
+                    drop_name: true,
+                });
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+
     fn map_vector(
         &mut self,
         a: &'a Expr,
@@ -273,6 +341,11 @@ impl<'a> Evaluator<'a> {
         let p0 = scalars.first().copied().unwrap_or(f64::NAN);
         let p1 = scalars.get(1).copied().unwrap_or(f64::NAN);
         let (start, end) = self.window_bounds(args[idx], ts);
+        if let Expr::MatrixSelector(ms) = strip_parens(args[idx]) {
+            if let Some(&mode) = self.ctx.range_modes.get(&crate::prepare::key(&ms.vs)) {
+                return self.extended_range_function(name, ms, mode, start, end);
+            }
+        }
         let matrix: Vec<RangeSeries<'a>> = self.eval_matrix(args[idx], ts)?;
         match name {
             "quantile_over_time" => self.quantile_warning(p0, args[0]),

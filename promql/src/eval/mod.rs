@@ -42,6 +42,9 @@ pub(crate) struct QueryCtx {
     pub(crate) cancel: CancellationToken,
     /// The query text, for the positions Prometheus puts in annotations.
     pub(crate) query: String,
+    /// `anchored`/`smoothed` range selectors, by the address of their
+    /// vector selector in the AST.
+    pub(crate) range_modes: HashMap<usize, crate::durexpr::RangeMode>,
 }
 
 /// One element of an instant vector during evaluation.
