@@ -279,7 +279,9 @@ impl<'a> Evaluator<'a> {
             // Only the last sample at or before `start` serves as the anchor.
             let first = w.partition_point(|p| p.t <= start).saturating_sub(1);
             let w = &w[first..];
-            if w.is_empty() {
+            // No sample up to the end of the range: nothing to say (a
+            // smoothed window would only see data after the range).
+            if w.is_empty() || w[0].t > end {
                 continue;
             }
             let v = match name {
