@@ -14,6 +14,8 @@
 
 mod durexpr;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod error;
 mod eval;
 pub mod functions;
