@@ -116,8 +116,10 @@ fn rewrite_inner(
                 {
                     i += 1;
                 }
-                if query[start..i].eq_ignore_ascii_case("offset") {
-                    if let Some((end, text)) = rewrite_offset(query, i, ctx) {
+                if query[start..i].eq_ignore_ascii_case("offset")
+                    && let Some((end, text)) = rewrite_offset(query, i, ctx)
+                {
+                    {
                         if text == "0ms" {
                             // `offset 0` is no offset (the parser refuses a zero duration).
                             out.push_str(&query[last..start]);
@@ -418,6 +420,7 @@ fn duration_secs(text: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Engine behaviour a user relies on: limits, cancellation, error wording,
 //! staleness and name dropping, checked over the in-memory store.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

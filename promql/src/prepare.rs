@@ -42,6 +42,51 @@ impl Fetched {
     }
 }
 
+/// The key under which the info series of an `info()` call are fetched.
+pub(crate) fn call_key(c: &promql_parser::parser::Call) -> usize {
+    c as *const promql_parser::parser::Call as usize
+}
+
+/// The `__name__` matchers of an `info()` data-label selector, converted:
+/// `target_info` when there are none, and only `*_info` metrics when there
+/// is no positive one.
+pub(crate) fn info_name_matchers(
+    sel: Option<&VectorSelector>,
+) -> Result<Vec<Matcher>, PromqlError> {
+    let mut out = Vec::new();
+    if let Some(vs) = sel {
+        if let Some(n) = &vs.name {
+            out.push(Matcher::equal(tidemark_model::METRIC_NAME, n.clone()));
+        }
+        let names: Vec<PMatcher> = vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name == tidemark_model::METRIC_NAME)
+            .cloned()
+            .collect();
+        out.extend(convert_matchers(&names)?);
+    }
+    if out.is_empty() {
+        out.push(Matcher::equal(tidemark_model::METRIC_NAME, "target_info"));
+    } else if !out
+        .iter()
+        .any(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex))
+    {
+        let m = Matcher::new(MatchOp::Regex, tidemark_model::METRIC_NAME, ".+_info")
+            .map_err(|e| PromqlError::exec(e.to_string()))?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// The series fetched for an `info()` call.
+impl Fetched {
+    pub(crate) fn info_series(&self, c: &promql_parser::parser::Call) -> &[Series] {
+        self.sets.get(&call_key(c)).map_or(&[], |v| v.as_slice())
+    }
+}
+
 pub(crate) fn key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
@@ -173,6 +218,27 @@ fn walk(
             out.push(request(&ms.vs, s - r + 1, e, func, r, ctx)?);
             Ok(())
         }
+        Expr::Call(c) if c.func.name == "info" => {
+            if let Some(a) = c.args.args.first() {
+                walk(a, start, end, Some("info"), 0, ctx, out)?;
+            }
+            let sel = match c.args.args.get(1).map(|a| a.as_ref()) {
+                Some(Expr::VectorSelector(vs)) => Some(vs),
+                _ => None,
+            };
+            out.push(SelectReq {
+                key: call_key(c),
+                matcher_sets: vec![info_name_matchers(sel)?],
+                hints: SelectHints {
+                    start: start - ctx.lookback + 1,
+                    end,
+                    step: if ctx.is_range { ctx.interval } else { 0 },
+                    func: Some("info".to_string()),
+                    range: 0,
+                },
+            });
+            Ok(())
+        }
         Expr::Call(c) => {
             for a in &c.args.args {
                 walk(a, start, end, Some(c.func.name), 0, ctx, out)?;
@@ -240,7 +306,7 @@ fn request(
     })
 }
 
-fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlError> {
+pub(crate) fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlError> {
     ms.iter()
         .map(|m| {
             let op = match m.op {

@@ -118,10 +118,10 @@ impl<'a> Evaluator<'a> {
                     .map(Val::Vector)
             }
             _ => {
-                if op == "quantile" {
-                    if let Some(p) = &a.param {
-                        self.quantile_warning(param.unwrap_or(f64::NAN), p);
-                    }
+                if op == "quantile"
+                    && let Some(p) = &a.param
+                {
+                    self.quantile_warning(param.unwrap_or(f64::NAN), p);
                 }
                 aggregate(&op, param.unwrap_or(f64::NAN), &grouping, input).map(Val::Vector)
             }

@@ -392,12 +392,12 @@ fn vector_binop(
             let set = matched
                 .entry(sig.to_vec())
                 .or_insert_with(|| Some(Default::default()));
-            if let Some(set) = set {
-                if !set.insert(metric.clone()) {
-                    return Err(PromqlError::exec(
-                        "multiple matches for labels: grouping labels must ensure unique matches",
-                    ));
-                }
+            if let Some(set) = set
+                && !set.insert(metric.clone())
+            {
+                return Err(PromqlError::exec(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
             }
         }
         if !keep && !return_bool {

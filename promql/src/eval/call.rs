@@ -12,6 +12,9 @@ use crate::error::PromqlError;
 use crate::functions::{histogram, math, range, time};
 use crate::prepare::convert_absent_labels;
 
+/// A range-vector kernel with its scalar arguments bound.
+type Kernel<'k> = Box<dyn Fn(&[Sample]) -> Option<f64> + 'k>;
+
 /// Formats a float like Go's `strconv.FormatFloat(f, 'f', -1, 64)` for
 /// finite values and Prometheus's `NaN`/`+Inf`/`-Inf` otherwise.
 pub(crate) fn go_float(f: f64) -> String {
@@ -189,11 +192,7 @@ impl<'a> Evaluator<'a> {
                 }
                 return Ok(Val::Vector(Vec::new()));
             }
-            "info" => {
-                return Err(PromqlError::exec(
-                    "function info() is not supported by tidemark yet",
-                ));
-            }
+            "info" => return self.eval_info(c, &args, ts).map(Val::Vector),
             _ => {}
         }
 
@@ -240,6 +239,95 @@ impl<'a> Evaluator<'a> {
             _ => {}
         }
         self.eval_range_function(name, &args, ts)
+    }
+
+    /// `info(v, {data matchers})`: adds the data labels of the info series
+    /// (`target_info` by default) that share `instance` and `job` with each
+    /// series of `v`.
+    fn eval_info(
+        &mut self,
+        c: &'a Call,
+        args: &[&'a Expr],
+        ts: i64,
+    ) -> Result<Vec<Elem>, PromqlError> {
+        const IDENTIFYING: [&str; 2] = ["instance", "job"];
+        let base = self.eval_vector(arg(args, 0)?, ts)?;
+        let sel = match args.get(1) {
+            Some(Expr::VectorSelector(vs)) => Some(vs),
+            _ => None,
+        };
+        let name_matchers = crate::prepare::info_name_matchers(sel)?;
+        let data_matchers = match sel {
+            Some(vs) => {
+                let data: Vec<_> = vs
+                    .matchers
+                    .matchers
+                    .iter()
+                    .filter(|m| m.name != tidemark_model::METRIC_NAME)
+                    .cloned()
+                    .collect();
+                crate::prepare::convert_matchers(&data)?
+            }
+            None => Vec::new(),
+        };
+        // Info series with a current sample that pass the data matchers.
+        let infos: Vec<&Labels> = self
+            .data
+            .info_series(c)
+            .iter()
+            .filter(|s| super::selector::latest(&s.samples, ts, self.ctx.lookback).is_some())
+            .filter(|s| {
+                data_matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .map(|s| &s.labels)
+            .collect();
+        let mut out = Vec::with_capacity(base.len());
+        for el in base {
+            let name = el.labels.metric_name().unwrap_or("");
+            if name_matchers.iter().all(|m| m.matches(name)) {
+                out.push(el);
+                continue;
+            }
+            let ids: Vec<&str> = IDENTIFYING
+                .iter()
+                .map(|n| el.labels.get(n).unwrap_or(""))
+                .collect();
+            let mut b = el.labels.builder();
+            let mut matched = false;
+            for info in &infos {
+                if IDENTIFYING
+                    .iter()
+                    .zip(&ids)
+                    .any(|(n, v)| info.get(n).unwrap_or("") != *v)
+                {
+                    continue;
+                }
+                matched = true;
+                for (n, v) in info.iter() {
+                    if n == tidemark_model::METRIC_NAME || IDENTIFYING.contains(&n) {
+                        continue;
+                    }
+                    if !data_matchers.is_empty() && !data_matchers.iter().any(|m| m.name == n) {
+                        continue;
+                    }
+                    if el.labels.get(n).is_some() || b.get(n).is_some() {
+                        continue;
+                    }
+                    b.set(n, v);
+                }
+            }
+            if !matched && data_matchers.iter().any(|m| !m.matches("")) {
+                continue;
+            }
+            out.push(Elem {
+                labels: b.build(),
+                v: el.v,
+                drop_name: el.drop_name,
+            });
+        }
+        Ok(out)
     }
 
     /// A function over an `anchored` or `smoothed` range selector.
@@ -343,10 +431,10 @@ impl<'a> Evaluator<'a> {
         let p0 = scalars.first().copied().unwrap_or(f64::NAN);
         let p1 = scalars.get(1).copied().unwrap_or(f64::NAN);
         let (start, end) = self.window_bounds(args[idx], ts);
-        if let Expr::MatrixSelector(ms) = strip_parens(args[idx]) {
-            if let Some(&mode) = self.ctx.range_modes.get(&crate::prepare::key(&ms.vs)) {
-                return self.extended_range_function(name, ms, mode, start, end);
-            }
+        if let Expr::MatrixSelector(ms) = strip_parens(args[idx])
+            && let Some(&mode) = self.ctx.range_modes.get(&crate::prepare::key(&ms.vs))
+        {
+            return self.extended_range_function(name, ms, mode, start, end);
         }
         let matrix: Vec<RangeSeries<'a>> = self.eval_matrix(args[idx], ts)?;
         match name {
@@ -358,7 +446,7 @@ impl<'a> Evaluator<'a> {
             }
             _ => {}
         }
-        let kernel: Box<dyn Fn(&[Sample]) -> Option<f64>> = match name {
+        let kernel: Kernel<'_> = match name {
             "rate" => Box::new(move |s| range::rate(s, start, end)),
             "increase" => Box::new(move |s| range::increase(s, start, end)),
             "delta" => Box::new(move |s| range::delta(s, start, end)),
@@ -398,19 +486,17 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::with_capacity(matrix.len());
         for s in matrix {
             if let Some(v) = kernel(&s.samples) {
-                if counter_check {
-                    if let Some(n) = s.labels.metric_name() {
-                        if !["_total", "_sum", "_count", "_bucket"]
-                            .iter()
-                            .any(|suf| n.ends_with(suf))
-                        {
-                            let msg = format!(
-                                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?} {}",
-                                self.position_of_expr(args[idx])
-                            );
-                            self.info(msg);
-                        }
-                    }
+                if counter_check
+                    && let Some(n) = s.labels.metric_name()
+                    && !["_total", "_sum", "_count", "_bucket"]
+                        .iter()
+                        .any(|suf| n.ends_with(suf))
+                {
+                    let msg = format!(
+                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?} {}",
+                        self.position_of_expr(args[idx])
+                    );
+                    self.info(msg);
                 }
                 out.push(Elem {
                     labels: s.labels,
