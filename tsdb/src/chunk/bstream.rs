@@ -1,10 +1,17 @@
 //! Bit streams, most significant bit first, as Prometheus's `bstream`.
 
-/// Appends bits to a byte vector, MSB first.
+/// Appends bits to a byte vector, MSB first, byte for byte like
+/// Prometheus's Go `bstream`.
+///
+/// The Go writer has one quirk that shows in the encoded bytes: writing a
+/// whole byte at a byte boundary leaves an empty trailing byte (its `count`
+/// of free bits stays 8), so a chunk whose last field ends on such a write
+/// carries one extra zero byte. Readers ignore it; reproducing it makes
+/// tidemark's chunks byte-identical to Prometheus's.
 #[derive(Debug, Clone)]
 pub(crate) struct BitWriter {
     pub(crate) buf: Vec<u8>,
-    /// Unused bits in the last byte of `buf` (0 when the last byte is full).
+    /// Free bits in the last byte of `buf`, 0..=8 (8: an empty last byte).
     free: u32,
 }
 
@@ -13,12 +20,17 @@ impl BitWriter {
         BitWriter { buf, free: 0 }
     }
 
-    /// Continues writing after `bit_len` bits of `buf` (later bits are cleared).
+    /// Continues writing after `bit_len` bits of `buf`. Bits after the end
+    /// are cleared; an empty trailing byte (as Go leaves) is kept.
     pub(crate) fn resume(mut buf: Vec<u8>, bit_len: usize) -> Self {
-        let bytes = bit_len.div_ceil(8);
-        buf.truncate(bytes);
-        let used = (bit_len % 8) as u32;
-        let free = if used == 0 { 0 } else { 8 - used };
+        let used_bytes = bit_len.div_ceil(8);
+        let rem = (bit_len % 8) as u32;
+        if rem == 0 && buf.len() > used_bytes && buf[used_bytes] == 0 {
+            buf.truncate(used_bytes + 1);
+            return BitWriter { buf, free: 8 };
+        }
+        buf.truncate(used_bytes);
+        let free = if rem == 0 { 0 } else { 8 - rem };
         if let Some(last) = buf.last_mut().filter(|_| free > 0) {
             *last &= 0xffu8 << free;
         }
@@ -27,36 +39,62 @@ impl BitWriter {
 
     #[inline]
     pub(crate) fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
+        self.write_small(u8::from(bit), 1);
     }
 
-    /// Writes the low `n` bits of `v` (`n` in 0..=64).
+    /// Writes the low `n` (< 8) bits of `v` as Go's bit-by-bit loop does.
     #[inline]
-    pub(crate) fn write_bits(&mut self, v: u64, mut n: u32) {
+    fn write_small(&mut self, v: u8, n: u32) {
         if n == 0 {
             return;
         }
-        let mut v = v << (64 - n);
-        while n > 0 {
-            if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
-            }
-            let take = n.min(self.free);
-            let chunk = (v >> (64 - take)) as u8;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= chunk << (self.free - take);
-            }
-            v = if take == 64 { 0 } else { v << take };
-            n -= take;
-            self.free -= take;
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        let v = v & ((1u8 << n) - 1);
+        let last = self.buf.len() - 1;
+        if n <= self.free {
+            self.buf[last] |= v << (self.free - n);
+            self.free -= n;
+        } else {
+            let rest = n - self.free;
+            self.buf[last] |= v >> rest;
+            self.buf.push(v << (8 - rest));
+            self.free = 8 - rest;
         }
     }
 
-    /// Writes a whole byte (the stream need not be byte-aligned).
+    /// Writes the low `n` bits of `v` (`n` in 0..=64): whole bytes first,
+    /// then the remaining bits, as Go's `writeBits`.
+    #[inline]
+    pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let mut n = n;
+        let mut v = v << (64 - n);
+        while n >= 8 {
+            self.write_byte((v >> 56) as u8);
+            v <<= 8;
+            n -= 8;
+        }
+        if n > 0 {
+            self.write_small((v >> (64 - n)) as u8, n);
+        }
+    }
+
+    /// Writes a whole byte; at a byte boundary this leaves an empty
+    /// trailing byte, exactly as Go's `writeByte`.
     #[inline]
     pub(crate) fn write_byte(&mut self, b: u8) {
-        self.write_bits(u64::from(b), 8);
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        let last = self.buf.len() - 1;
+        self.buf[last] |= ((u16::from(b)) >> (8 - self.free)) as u8;
+        self.buf.push(((u16::from(b)) << self.free) as u8);
     }
 }
 
@@ -165,6 +203,19 @@ mod tests {
         assert!(!r.overrun());
         let total: u32 = fields.iter().map(|f| f.1).sum();
         assert_eq!(w.buf.len(), (total as usize).div_ceil(8));
+    }
+
+    #[test]
+    fn whole_bytes_at_a_boundary_leave_an_empty_byte_like_go() {
+        let mut w = BitWriter::new(Vec::new());
+        w.write_bits(0xab, 8);
+        assert_eq!(w.buf, vec![0xab, 0x00]);
+        w.write_bit(true);
+        assert_eq!(w.buf, vec![0xab, 0x80], "the empty byte is filled next");
+        w.write_bits(0xcd, 8);
+        assert_eq!(w.buf, vec![0xab, 0xe6, 0x80], "unaligned: no extra byte");
+        let r = BitWriter::resume(vec![0xab, 0x00], 8);
+        assert_eq!((r.buf.as_slice(), r.free), (&[0xab, 0x00][..], 8));
     }
 
     #[test]
