@@ -9,6 +9,8 @@
 mod aggregate;
 mod binary;
 mod call;
+mod histogram_fns;
+mod info;
 mod labels_fns;
 mod selector;
 
