@@ -394,3 +394,70 @@ fn tenants_are_isolated() {
         &heads.get_or_create(&a).unwrap()
     ));
 }
+
+mod matcher_model {
+    //! Matcher evaluation over postings agrees with checking every series
+    //! one by one with `Matcher::matches` (absent label = "").
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 3] = ["a", "b", "c"];
+    const VALUES: [&str; 4] = ["x", "y", "xy", "z"];
+    const PATTERNS: [&str; 9] = ["", "x", "x|y", "x.*", ".*", ".+", "y|", "[xz]", "xy|z|"];
+
+    fn op(i: u8) -> MatchOp {
+        [
+            MatchOp::Equal,
+            MatchOp::NotEqual,
+            MatchOp::Regex,
+            MatchOp::NotRegex,
+        ][i as usize % 4]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn postings_agree_with_brute_force(
+            series in proptest::collection::vec(
+                proptest::collection::vec(proptest::option::of(0usize..4), 3), 1..30),
+            matchers in proptest::collection::vec((0usize..3, any::<u8>(), 0usize..9), 1..4),
+        ) {
+            let h = head();
+            let mut all = Vec::new();
+            for (i, vals) in series.iter().enumerate() {
+                let mut pairs = vec![("id".to_string(), i.to_string())];
+                for (n, v) in NAMES.iter().zip(vals) {
+                    if let Some(v) = v {
+                        pairs.push((n.to_string(), VALUES[*v].to_string()));
+                    }
+                }
+                let labels = Labels::from_pairs(pairs).unwrap();
+                h.append(&[(labels.clone(), vec![s(1, 1.0)])]).unwrap();
+                all.push(labels);
+            }
+            let ms: Vec<Matcher> = matchers
+                .iter()
+                .map(|(n, o, p)| {
+                    let o = op(*o);
+                    let v = match o {
+                        MatchOp::Equal | MatchOp::NotEqual => PATTERNS[*p].replace(['|', '.', '*', '+', '[', ']'], ""),
+                        _ => PATTERNS[*p].to_string(),
+                    };
+                    Matcher::new(o, NAMES[*n], v).unwrap()
+                })
+                .collect();
+            let mut want: Vec<Labels> = all
+                .iter()
+                .filter(|l| ms.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+                .cloned()
+                .collect();
+            want.sort();
+            let got: Vec<Labels> = h
+                .select(&ms, i64::MIN, i64::MAX)
+                .into_iter()
+                .map(|s| s.labels)
+                .collect();
+            prop_assert_eq!(got, want, "matchers {:?}", ms);
+        }
+    }
+}

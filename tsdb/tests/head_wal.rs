@@ -358,3 +358,47 @@ fn a_batch_larger_than_a_record_is_split_and_replays_whole() {
     assert_eq!(stats.samples, 1_200_000);
     assert_eq!(h.num_series(), 20_000);
 }
+
+#[test]
+fn concurrent_appends_to_shared_series_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let h = open(dir.path(), WalOptions::default());
+        std::thread::scope(|sc| {
+            for t in 0..4i64 {
+                let h = &h;
+                sc.spawn(move || {
+                    for round in 0..250i64 {
+                        // Every thread appends to the same two series first,
+                        // then to a varying number of its own: whichever
+                        // shared sample is late is refused; the rest must
+                        // reach the WAL in the order they entered memory,
+                        // even when a later batch finishes first.
+                        let mut batch: Vec<(Labels, Vec<Sample>)> = ["s1", "s2"]
+                            .iter()
+                            .map(|shared| {
+                                (
+                                    l(&[("__name__", "m"), ("shared", shared)]),
+                                    vec![Sample::new(round * 10 + t, t as f64)],
+                                )
+                            })
+                            .collect();
+                        let own = if (round + t) % 2 == 0 { 200 } else { 1 };
+                        batch.extend((0..own).map(|i| {
+                            (
+                                l(&[("__name__", "m"), ("own", &format!("{t}-{i}"))]),
+                                vec![Sample::new(round, 1.0)],
+                            )
+                        }));
+                        h.append(&batch).unwrap();
+                    }
+                });
+            }
+        });
+        before = all(&h);
+        assert_eq!(before.len(), 2 + 4 * 200);
+    }
+    let h = open(dir.path(), WalOptions::default());
+    assert_eq!(bits(&all(&h)), bits(&before));
+}

@@ -8,11 +8,11 @@
 //! wait for it to be durable per the sync policy. Only then does the call
 //! return: a sample counted in [`AppendResult::samples_written`] is in the WAL.
 //!
-//! WAL order per series: between (3) and (4) the series is marked with the
-//! call's id. A concurrent call meeting that mark first writes its own
-//! pending record, then waits until the mark clears, so each series' samples
-//! reach the WAL in the order they entered memory and replay never sees
-//! them out of order.
+//! WAL order per series: series appended to in (3) are stamped with the
+//! call's WAL ticket, pending until (4) wrote their samples; a concurrent
+//! call meeting a pending stamp waits for it (see [`super::tickets`]), so
+//! each series' samples reach the WAL in the order they entered memory and
+//! replay never sees them out of order.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use tidemark_model::{Labels, Sample, labels_hash};
 
 use super::series::{Refusal, stripe_of_hash, stripe_of_ref};
+use super::tickets::Ticket;
 use super::{Head, MemSeries, SeriesRef, intern_labels};
 use crate::TsdbError;
 use crate::wal::{RecordType, begin_samples, encode_sample_group, encode_series, finish_frame};
@@ -56,6 +57,8 @@ pub struct RefusedSeries {
 /// Records are split at about this size, far below the WAL's maximum
 /// record size, so any batch can be logged and replayed.
 const SPLIT_RECORD_BYTES: usize = 8 << 20;
+/// Encoding buffers larger than this are shrunk after use.
+const KEEP_BUF_BYTES: usize = 1 << 20;
 
 thread_local! {
     /// WAL encoding buffer, reused across calls on the same thread.
@@ -72,12 +75,20 @@ fn give<T>(key: &'static std::thread::LocalKey<RefCell<T>>, v: T) {
     key.with(|c| *c.borrow_mut() = v);
 }
 
+/// Returns an encoding buffer, shrunk so that one huge batch does not pin
+/// megabytes per thread.
+fn give_buf(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, mut v: Vec<u8>) {
+    if v.capacity() > KEEP_BUF_BYTES {
+        v.clear();
+        v.shrink_to(KEEP_BUF_BYTES);
+    }
+    give(key, v);
+}
+
 /// The samples record being built by one call.
 struct PendingRecord {
     buf: Vec<u8>,
     base_t: i64,
-    /// Series marked with this call's id.
-    marked: Vec<SeriesRef>,
     /// WAL position to wait for.
     pos: u64,
 }
@@ -162,12 +173,11 @@ impl Head {
             result.series_created = self.create_series(batch, &hashes, &missing, &mut refs)?;
         }
 
-        let owner = self.next_owner_id();
+        let mut ticket = self.wal.as_ref().map(|_| self.tickets.issue());
         let base_t = batch.iter().find_map(|(_, s)| s.first()).map_or(0, |s| s.t);
         let mut rec = PendingRecord {
             buf: take(&WAL_BUF),
             base_t,
-            marked: Vec::new(),
             pos: 0,
         };
         rec.reset();
@@ -176,16 +186,15 @@ impl Head {
             batch,
             &hashes,
             &mut refs,
-            owner,
+            &mut ticket,
             &mut rec,
             &mut accepted,
             &mut result,
         );
-        let res = res.and_then(|()| self.flush(&mut rec, owner));
-        if res.is_err() {
-            self.clear_marks(&mut rec.marked, owner);
-        }
-        give(&WAL_BUF, rec.buf);
+        let res = res.and_then(|()| self.flush(&mut rec, &mut ticket));
+        // Retires the ticket, on errors too, so no other call waits forever.
+        drop(ticket);
+        give_buf(&WAL_BUF, rec.buf);
         give(&ACCEPTED, accepted);
         res?;
         if let Some(wal) = &self.wal
@@ -196,22 +205,13 @@ impl Head {
         Ok(result)
     }
 
-    fn next_owner_id(&self) -> u32 {
-        loop {
-            let id = self.next_owner.fetch_add(1, Ordering::Relaxed);
-            if id != 0 {
-                return id;
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
         batch: &[(Labels, Vec<Sample>)],
         hashes: &[u64],
         refs: &mut [Option<SeriesRef>],
-        owner: u32,
+        ticket: &mut Option<Ticket<'_>>,
         rec: &mut PendingRecord,
         accepted: &mut Vec<Sample>,
         result: &mut AppendResult,
@@ -238,12 +238,14 @@ impl Head {
                     };
                     continue;
                 };
-                if logging && s.wal_owner != 0 && s.wal_owner != owner {
+                let stamp = s.wal_ticket;
+                if ticket.as_ref().is_some_and(|t| t.id != stamp) && self.tickets.is_pending(stamp)
+                {
                     // Another call has samples of this series in memory but
                     // not yet in the WAL: let it write them first.
                     drop(stripe);
-                    self.flush(rec, owner)?;
-                    self.wait_unmarked(r);
+                    self.flush(rec, ticket)?;
+                    self.tickets.wait(stamp);
                     continue;
                 }
                 for smp in samples {
@@ -269,9 +271,10 @@ impl Head {
                         }
                     }
                 }
-                if logging && !accepted.is_empty() && s.wal_owner == 0 {
-                    s.wal_owner = owner;
-                    rec.marked.push(r);
+                if let Some(t) = ticket.as_ref()
+                    && !accepted.is_empty()
+                {
+                    s.wal_ticket = t.id;
                 }
                 break;
             }
@@ -282,7 +285,7 @@ impl Head {
                 if logging {
                     encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
                     if rec.buf.len() > SPLIT_RECORD_BYTES {
-                        self.flush(rec, owner)?;
+                        self.flush(rec, ticket)?;
                     }
                 }
             }
@@ -303,9 +306,13 @@ impl Head {
         Ok(())
     }
 
-    /// Writes the pending samples record to the WAL and clears this call's
-    /// marks.
-    fn flush(&self, rec: &mut PendingRecord, owner: u32) -> Result<(), TsdbError> {
+    /// Writes the pending samples record to the WAL and renews the ticket
+    /// (the series stamped so far are now logged).
+    fn flush(
+        &self,
+        rec: &mut PendingRecord,
+        ticket: &mut Option<Ticket<'_>>,
+    ) -> Result<(), TsdbError> {
         let Some(wal) = &self.wal else {
             return Ok(());
         };
@@ -314,41 +321,11 @@ impl Head {
             let written = wal.log(&rec.buf, 1);
             rec.reset();
             rec.pos = written?;
+            if let Some(t) = ticket {
+                t.renew();
+            }
         }
-        self.clear_marks(&mut rec.marked, owner);
         Ok(())
-    }
-
-    fn clear_marks(&self, marked: &mut Vec<SeriesRef>, owner: u32) {
-        for r in marked.drain(..) {
-            if let Some(s) = self.stripes[stripe_of_ref(r)].write().series.get_mut(&r)
-                && s.wal_owner == owner
-            {
-                s.wal_owner = 0;
-            }
-        }
-    }
-
-    /// Waits until no call holds samples of `r` unwritten to the WAL. The
-    /// holder never waits on anything but the WAL file lock, so this ends.
-    fn wait_unmarked(&self, r: SeriesRef) {
-        let mut spins = 0u32;
-        loop {
-            let marked = self.stripes[stripe_of_ref(r)]
-                .read()
-                .series
-                .get(&r)
-                .is_some_and(|s| s.wal_owner != 0);
-            if !marked {
-                return;
-            }
-            spins += 1;
-            if spins < 64 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-            }
-        }
     }
 
     /// Creates the series of the entries `missing` (unless another call
@@ -409,7 +386,7 @@ impl Head {
         }
         let res = res.map(|()| created);
         drop(index);
-        give(&SERIES_BUF, buf);
+        give_buf(&SERIES_BUF, buf);
         res
     }
 }

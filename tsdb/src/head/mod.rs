@@ -25,10 +25,11 @@ mod query;
 mod series;
 mod symbols;
 mod tenants;
+mod tickets;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use tidemark_model::{Labels, Sample, labels_hash};
@@ -103,8 +104,8 @@ pub struct Head {
     max_time: AtomicI64,
     /// Samples older than this are refused (set by truncation).
     min_valid_time: AtomicI64,
-    /// Ids of append calls, for the WAL ordering of a series' samples.
-    next_owner: AtomicU32,
+    /// WAL ordering of a series' samples across concurrent appends.
+    tickets: tickets::Tickets,
     /// Bumped by every truncation; readers that resolve symbols outside
     /// the index lock check it to detect recycled ids.
     generation: AtomicU64,
@@ -144,7 +145,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
-            next_owner: AtomicU32::new(1),
+            tickets: tickets::Tickets::default(),
             generation: AtomicU64::new(0),
         })
     }
@@ -313,7 +314,7 @@ impl Head {
                 for (r, s) in stripe.series.iter_mut() {
                     let (d, is_empty) = s.truncate(before);
                     delta += d;
-                    if is_empty && s.wal_owner == 0 {
+                    if is_empty && !self.tickets.is_pending(s.wal_ticket) {
                         empty.push(*r);
                     } else if let Some(t) = s.min_time() {
                         min_t = min_t.min(t);

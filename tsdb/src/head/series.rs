@@ -79,15 +79,14 @@ pub(crate) struct MemSeries {
     head: Option<Box<XorAppender>>,
     last_t: i64,
     last_v: u64,
-    /// Id of the append call that committed samples here and has not yet
-    /// written them to the WAL (0: none). Another appender waits for it to
-    /// clear, so the WAL holds each series' samples in append order.
-    pub(crate) wal_owner: u32,
+    /// WAL ticket of the last append that added samples here (0: none);
+    /// see `tickets`.
+    pub(crate) wal_ticket: u64,
 }
 
 /// Fixed bytes of a series besides its chunks and labels: the struct, its
 /// two map entries (with load-factor slack), and the head appender.
-const SERIES_OVERHEAD: usize = std::mem::size_of::<MemSeries>() + 2 * 24 + 120;
+const SERIES_OVERHEAD: usize = std::mem::size_of::<MemSeries>() + 2 * 24 + 48;
 /// Heap bytes of a boxed appender besides its buffer.
 const APPENDER_OVERHEAD: usize = std::mem::size_of::<XorAppender>();
 const CHUNK_OVERHEAD: usize = std::mem::size_of::<ClosedChunk>();
@@ -107,7 +106,7 @@ impl MemSeries {
             head: None,
             last_t: i64::MIN,
             last_v: 0,
-            wal_owner: 0,
+            wal_ticket: 0,
         }
     }
 

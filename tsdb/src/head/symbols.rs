@@ -12,7 +12,7 @@ pub(crate) type Sym = u32;
 
 /// Estimated bytes per symbol besides its text: the `Arc` header, the map
 /// entry (key, id, control byte, load-factor slack) and the id-table slot.
-const SYMBOL_OVERHEAD: usize = 16 + 48 + 32;
+const SYMBOL_OVERHEAD: usize = 16 + 32 + 24;
 
 #[derive(Default)]
 pub(crate) struct Symbols {
