@@ -38,8 +38,176 @@ pub(crate) struct Rewritten {
 /// removes `anchored`/`smoothed` range modifiers (returned separately).
 pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Rewritten {
     let mut modes = Vec::new();
-    let text = rewrite_inner(query, ctx, &mut modes);
+    let marked = mark_smoothed_selectors(query);
+    let base = marked.as_deref().unwrap_or(query);
+    let text = rewrite_inner(base, ctx, &mut modes).or(marked);
     Rewritten { text, modes }
+}
+
+/// The label matcher that marks an instant selector written with the
+/// `smoothed` modifier (`metric smoothed`). It matches every series (the
+/// label never exists) and is removed again before storage sees it.
+pub(crate) const SMOOTHED_MARKER: &str = "__tidemark_smoothed__";
+
+const KEYWORDS: [&str; 12] = [
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "atan2",
+];
+
+/// Replaces `<selector> [@ t] [offset d] smoothed` by the selector with the
+/// [`SMOOTHED_MARKER`] matcher added, since the parser knows no such modifier
+/// on instant selectors.
+fn mark_smoothed_selectors(query: &str) -> Option<String> {
+    let b = query.as_bytes();
+    let mut i = 0;
+    let mut edits: Vec<(usize, usize, usize, &'static str)> = Vec::new();
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            b'{' => {
+                while i < b.len() && b[i] != b'}' {
+                    if matches!(b[i], b'"' | b'\'' | b'`') {
+                        i = skip_string(b, i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                let next = skip_ws(b, i);
+                if query[start..i].eq_ignore_ascii_case("smoothed")
+                    && !matches!(b.get(next), Some(b'(' | b'{'))
+                    && let Some((insert_at, text)) = selector_before(query, start)
+                {
+                    edits.push((insert_at, start, i, text));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(query.len() + 32 * edits.len());
+    let mut last = 0;
+    for (insert_at, kw_start, kw_end, text) in edits {
+        out.push_str(&query[last..insert_at]);
+        out.push_str(text);
+        out.push_str(&query[insert_at..kw_start]);
+        last = kw_end;
+    }
+    out.push_str(&query[last..]);
+    Some(out)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+fn skip_ws_back(b: &[u8], mut j: usize) -> usize {
+    while j > 0 && b[j - 1].is_ascii_whitespace() {
+        j -= 1;
+    }
+    j
+}
+
+/// Scans back from `kw` over `@ x` and `offset x` to the instant selector;
+/// returns where to insert the marker matcher and the text to insert.
+fn selector_before(query: &str, kw: usize) -> Option<(usize, &'static str)> {
+    let b = query.as_bytes();
+    let mut j = skip_ws_back(b, kw);
+    loop {
+        let end = j;
+        // One token backwards: a parenthesised group with its function
+        // name, or a word/number.
+        if j > 0 && b[j - 1] == b')' {
+            let mut depth = 0;
+            while j > 0 {
+                j -= 1;
+                match b[j] {
+                    b')' => depth += 1,
+                    b'(' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while j > 0 && (b[j - 1].is_ascii_alphanumeric() || b[j - 1] == b'_') {
+                j -= 1;
+            }
+        } else if j > 0 && b[j - 1] == b'}' {
+            // The selector's matchers: insert the marker before the brace.
+            let close = j - 1;
+            let open = query[..close].rfind('{')?;
+            let empty = query[open + 1..close].trim().is_empty();
+            return Some((
+                close,
+                if empty {
+                    "__tidemark_smoothed__=\"\""
+                } else {
+                    ",__tidemark_smoothed__=\"\""
+                },
+            ));
+        } else {
+            while j > 0
+                && (b[j - 1].is_ascii_alphanumeric() || matches!(b[j - 1], b'_' | b':' | b'.'))
+            {
+                j -= 1;
+            }
+        }
+        if j == end {
+            return None;
+        }
+        let token_start = j;
+        // A sign belongs to an `@`/`offset` operand.
+        let mut k = skip_ws_back(b, j);
+        if k > 0 && matches!(b[k - 1], b'-' | b'+') {
+            k = skip_ws_back(b, k - 1);
+        }
+        let word_end = k;
+        let mut w = k;
+        while w > 0 && (b[w - 1].is_ascii_alphanumeric() || b[w - 1] == b'_') {
+            w -= 1;
+        }
+        if query[w..word_end].eq_ignore_ascii_case("offset") {
+            j = skip_ws_back(b, w);
+            continue;
+        }
+        if k > 0 && b[k - 1] == b'@' {
+            j = skip_ws_back(b, k - 1);
+            continue;
+        }
+        // The token is the selector itself: a bare metric name.
+        let name = &query[token_start..end];
+        let first = name.as_bytes().first()?;
+        if !(first.is_ascii_alphabetic() || *first == b'_' || *first == b':')
+            || KEYWORDS.iter().any(|k| name.eq_ignore_ascii_case(k))
+        {
+            return None;
+        }
+        return Some((end, "{__tidemark_smoothed__=\"\"}"));
+    }
 }
 
 fn rewrite_inner(
@@ -474,6 +642,23 @@ mod tests {
             rewrite_text("x offset (-2 ^ 2)", CTX).unwrap(),
             "x offset -4000ms"
         );
+    }
+
+    #[test]
+    fn smoothed_instant_selectors_get_the_marker() {
+        assert_eq!(
+            rewrite_text("metric smoothed", CTX).unwrap(),
+            "metric{__tidemark_smoothed__=\"\"} "
+        );
+        assert_eq!(
+            rewrite_text("m{a=\"b\"} @ 100 smoothed + 0", CTX).unwrap(),
+            "m{a=\"b\",__tidemark_smoothed__=\"\"} @ 100  + 0"
+        );
+        assert_eq!(
+            rewrite_text("metric offset -100 smoothed", CTX).unwrap(),
+            "metric{__tidemark_smoothed__=\"\"} offset -100000ms "
+        );
+        assert!(rewrite_text("sum by (smoothed) (smoothed)", CTX).is_none());
     }
 
     #[test]

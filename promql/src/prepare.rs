@@ -14,7 +14,7 @@ use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use tidemark_model::{MatchOp, Matcher};
 
-use crate::durexpr::RangeMode;
+use crate::durexpr::{RangeMode, SMOOTHED_MARKER};
 use crate::error::PromqlError;
 use crate::eval::QueryCtx;
 use crate::storage::{Queryable, SelectHints, Series};
@@ -85,6 +85,14 @@ impl Fetched {
     pub(crate) fn info_series(&self, c: &promql_parser::parser::Call) -> &[Series] {
         self.sets.get(&call_key(c)).map_or(&[], |v| v.as_slice())
     }
+}
+
+/// Whether an instant selector was written with the `smoothed` modifier.
+pub(crate) fn is_smoothed(vs: &VectorSelector) -> bool {
+    vs.matchers
+        .matchers
+        .iter()
+        .any(|m| m.name == SMOOTHED_MARKER)
 }
 
 pub(crate) fn key(vs: &VectorSelector) -> usize {
@@ -204,6 +212,7 @@ fn walk(
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
         Expr::VectorSelector(vs) => {
             let (s, e) = shifted(start, end, &vs.at, &vs.offset, ctx);
+            let e = if is_smoothed(vs) { e + ctx.lookback } else { e };
             out.push(request(vs, s - ctx.lookback + 1, e, func, range, ctx)?);
             Ok(())
         }
@@ -308,6 +317,7 @@ fn request(
 
 pub(crate) fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlError> {
     ms.iter()
+        .filter(|m| m.name != SMOOTHED_MARKER)
         .map(|m| {
             let op = match m.op {
                 PMatchOp::Equal => MatchOp::Equal,
@@ -375,7 +385,7 @@ pub(crate) fn convert_absent_labels(vs: &VectorSelector) -> tidemark_model::Labe
     let mut seen: Vec<&str> = Vec::new();
     let mut b = tidemark_model::LabelsBuilder::new();
     for m in vs.matchers.matchers.iter() {
-        if m.name == tidemark_model::METRIC_NAME {
+        if m.name == tidemark_model::METRIC_NAME || m.name == SMOOTHED_MARKER {
             continue;
         }
         if matches!(m.op, PMatchOp::Equal) && !seen.contains(&m.name.as_str()) {

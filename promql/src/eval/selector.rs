@@ -21,6 +21,22 @@ pub(crate) fn latest(samples: &[Sample], rt: i64, lookback: i64) -> Option<Sampl
     Some(s)
 }
 
+/// The value of a `smoothed` instant selector at `rt`: the sample at `rt`,
+/// else the linear interpolation between its neighbours within the
+/// lookback delta on either side, else the previous sample's value.
+pub(crate) fn smoothed_value(samples: &[Sample], rt: i64, lookback: i64) -> Option<f64> {
+    let w = window(samples, rt + lookback, 2 * lookback);
+    let i = w.partition_point(|s| s.t < rt);
+    match (i.checked_sub(1).map(|p| w[p]), w.get(i)) {
+        (_, Some(next)) if next.t == rt => Some(next.v),
+        (Some(prev), Some(next)) => {
+            Some(prev.v + (next.v - prev.v) * (rt - prev.t) as f64 / (next.t - prev.t) as f64)
+        }
+        (Some(prev), None) => Some(prev.v),
+        (None, _) => None,
+    }
+}
+
 /// The samples in the left-open window `(rt - range, rt]` without
 /// staleness markers, borrowed when there are none to remove.
 pub(crate) fn window(samples: &[Sample], rt: i64, range: i64) -> Cow<'_, [Sample]> {
@@ -49,6 +65,20 @@ impl<'a> Evaluator<'a> {
 
     pub(crate) fn select_instant(&self, vs: &'a VectorSelector, ts: i64) -> Vec<Elem> {
         let rt = self.ref_time(&vs.at, &vs.offset, ts);
+        if crate::prepare::is_smoothed(vs) {
+            return self
+                .data
+                .series(vs)
+                .iter()
+                .filter_map(|s| {
+                    smoothed_value(&s.samples, rt, self.ctx.lookback).map(|v| Elem {
+                        labels: s.labels.clone(),
+                        v,
+                        drop_name: false,
+                    })
+                })
+                .collect();
+        }
         self.data
             .series(vs)
             .iter()
