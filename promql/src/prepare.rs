@@ -87,6 +87,31 @@ impl Fetched {
     }
 }
 
+/// The times the data of `e` is read at when `e` is evaluated over
+/// `[start, end]`: shifted by the `@` and `offset` of its first selector or
+/// subquery (the reference time `info()` reads info series at).
+pub(crate) fn reference_range(e: &Expr, start: i64, end: i64, ctx: &QueryCtx) -> (i64, i64) {
+    match e {
+        Expr::VectorSelector(vs) => shifted(start, end, &vs.at, &vs.offset, ctx),
+        Expr::MatrixSelector(ms) => shifted(start, end, &ms.vs.at, &ms.vs.offset, ctx),
+        Expr::Subquery(sq) => {
+            let (s, e) = shifted(start, end, &sq.at, &sq.offset, ctx);
+            reference_range(&sq.expr, s, e, ctx)
+        }
+        Expr::Paren(p) => reference_range(&p.expr, start, end, ctx),
+        Expr::Unary(u) => reference_range(&u.expr, start, end, ctx),
+        Expr::Aggregate(a) => reference_range(&a.expr, start, end, ctx),
+        Expr::Binary(b) => reference_range(&b.lhs, start, end, ctx),
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .find(|a| !matches!(a.as_ref(), Expr::NumberLiteral(_) | Expr::StringLiteral(_)))
+            .map_or((start, end), |a| reference_range(a, start, end, ctx)),
+        _ => (start, end),
+    }
+}
+
 /// Whether an instant selector was written with the `smoothed` modifier.
 pub(crate) fn is_smoothed(vs: &VectorSelector) -> bool {
     vs.matchers
@@ -228,9 +253,13 @@ fn walk(
             Ok(())
         }
         Expr::Call(c) if c.func.name == "info" => {
-            if let Some(a) = c.args.args.first() {
-                walk(a, start, end, Some("info"), 0, ctx, out)?;
-            }
+            let (rs, re) = match c.args.args.first() {
+                Some(a) => {
+                    walk(a, start, end, Some("info"), 0, ctx, out)?;
+                    reference_range(a, start, end, ctx)
+                }
+                None => (start, end),
+            };
             let sel = match c.args.args.get(1).map(|a| a.as_ref()) {
                 Some(Expr::VectorSelector(vs)) => Some(vs),
                 _ => None,
@@ -239,8 +268,8 @@ fn walk(
                 key: call_key(c),
                 matcher_sets: vec![info_name_matchers(sel)?],
                 hints: SelectHints {
-                    start: start - ctx.lookback + 1,
-                    end,
+                    start: rs - ctx.lookback + 1,
+                    end: re,
                     step: if ctx.is_range { ctx.interval } else { 0 },
                     func: Some("info".to_string()),
                     range: 0,

@@ -37,18 +37,34 @@ impl<'a> Evaluator<'a> {
             }
             None => Vec::new(),
         };
-        // Info series with a current sample that pass the data matchers.
-        let infos: Vec<&Labels> = self
+        // Info series current at the base expression's reference time
+        // (its `@` and `offset`) that pass the data matchers.
+        let (rt, _) = crate::prepare::reference_range(arg(args, 0)?, ts, ts, self.ctx);
+        let current: Vec<(&Labels, i64)> = self
             .data
             .info_series(c)
             .iter()
-            .filter(|s| super::selector::latest(&s.samples, ts, self.ctx.lookback).is_some())
-            .filter(|s| {
+            .filter_map(|s| {
+                super::selector::latest(&s.samples, rt, self.ctx.lookback).map(|p| (&s.labels, p.t))
+            })
+            .filter(|(l, _)| {
                 data_matchers
                     .iter()
-                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+                    .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
             })
-            .map(|s| &s.labels)
+            .collect();
+        // Of several series of one info metric for the same identifying
+        // labels (a churned info series), only the most recent one counts.
+        let infos: Vec<&Labels> = current
+            .iter()
+            .filter(|(l, t)| {
+                !current.iter().any(|(o, ot)| {
+                    ot > t
+                        && o.metric_name() == l.metric_name()
+                        && IDENTIFYING.iter().all(|n| o.get(n) == l.get(n))
+                })
+            })
+            .map(|(l, _)| *l)
             .collect();
         let mut out = Vec::with_capacity(base.len());
         for el in base {
@@ -79,7 +95,16 @@ impl<'a> Evaluator<'a> {
                     if !data_matchers.is_empty() && !data_matchers.iter().any(|m| m.name == n) {
                         continue;
                     }
-                    if el.labels.get(n).is_some() || b.get(n).is_some() {
+                    if el.labels.get(n).is_some() {
+                        continue;
+                    }
+                    if let Some(prev) = b.get(n) {
+                        if prev != v {
+                            return Err(PromqlError::exec(format!(
+                                "conflicting label: {n} has values {prev:?} and {v:?} in info series matching {}",
+                                el.labels
+                            )));
+                        }
                         continue;
                     }
                     b.set(n, v);
