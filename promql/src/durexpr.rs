@@ -38,7 +38,9 @@ pub(crate) struct Rewritten {
 /// removes `anchored`/`smoothed` range modifiers (returned separately).
 pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Rewritten {
     let mut modes = Vec::new();
-    let marked = mark_smoothed_selectors(query);
+    let info_marked = mark_info_selectors(query);
+    let q1 = info_marked.as_deref().unwrap_or(query);
+    let marked = mark_smoothed_selectors(q1).or(info_marked);
     let base = marked.as_deref().unwrap_or(query);
     let text = rewrite_inner(base, ctx, &mut modes).or(marked);
     Rewritten { text, modes }
@@ -48,6 +50,81 @@ pub(crate) fn rewrite(query: &str, ctx: DurationCtx) -> Rewritten {
 /// `smoothed` modifier (`metric smoothed`). It matches every series (the
 /// label never exists) and is removed again before storage sees it.
 pub(crate) const SMOOTHED_MARKER: &str = "__tidemark_smoothed__";
+
+/// A matcher added to the data-label selector of `info()` so that the
+/// parser accepts selectors whose matchers all match the empty string
+/// (`info(x, {data=~".*"})`), which Prometheus allows there. It is ignored
+/// by the engine.
+pub(crate) const INFO_MARKER: &str = "__tidemark_info__";
+
+/// Adds [`INFO_MARKER`] to the nameless selector given as `info()`'s
+/// second argument.
+fn mark_info_selectors(query: &str) -> Option<String> {
+    let b = query.as_bytes();
+    let mut inserts = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                let open = skip_ws(b, i);
+                if &query[start..i] != "info" || b.get(open) != Some(&b'(') {
+                    continue;
+                }
+                // Find the top-level comma of the call.
+                let mut depth = 0i32;
+                let mut j = open;
+                while j < b.len() {
+                    match b[j] {
+                        b'"' | b'\'' | b'`' => {
+                            j = skip_string(b, j);
+                            continue;
+                        }
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b']' | b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        b',' if depth == 1 => {
+                            let k = skip_ws(b, j + 1);
+                            if b.get(k) == Some(&b'{') {
+                                inserts.push(k + 1);
+                            }
+                            break;
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if inserts.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(query.len() + 32 * inserts.len());
+    let mut last = 0;
+    for at in inserts {
+        out.push_str(&query[last..at]);
+        let empty = b.get(skip_ws(b, at)) == Some(&b'}');
+        out.push_str(if empty {
+            "__tidemark_info__!=\"\""
+        } else {
+            "__tidemark_info__!=\"\","
+        });
+        last = at;
+    }
+    out.push_str(&query[last..]);
+    Some(out)
+}
 
 const KEYWORDS: [&str; 12] = [
     "and",
@@ -659,6 +736,15 @@ mod tests {
             "metric{__tidemark_smoothed__=\"\"} offset -100000ms "
         );
         assert!(rewrite_text("sum by (smoothed) (smoothed)", CTX).is_none());
+    }
+
+    #[test]
+    fn info_selectors_get_a_non_empty_matcher() {
+        assert_eq!(
+            rewrite_text("info(m, {data=~\".*\"})", CTX).unwrap(),
+            "info(m, {__tidemark_info__!=\"\",data=~\".*\"})"
+        );
+        assert!(rewrite_text("info(m)", CTX).is_none());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use tidemark_model::{MatchOp, Matcher};
 
-use crate::durexpr::{RangeMode, SMOOTHED_MARKER};
+use crate::durexpr::{INFO_MARKER, RangeMode, SMOOTHED_MARKER};
 use crate::error::PromqlError;
 use crate::eval::QueryCtx;
 use crate::storage::{Queryable, SelectHints, Series};
@@ -346,7 +346,7 @@ fn request(
 
 pub(crate) fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlError> {
     ms.iter()
-        .filter(|m| m.name != SMOOTHED_MARKER)
+        .filter(|m| m.name != SMOOTHED_MARKER && m.name != INFO_MARKER)
         .map(|m| {
             let op = match m.op {
                 PMatchOp::Equal => MatchOp::Equal,
