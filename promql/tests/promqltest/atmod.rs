@@ -45,8 +45,9 @@ pub(crate) enum AtCases {
     Cases(Vec<(String, i64)>),
     /// The query uses an evaluation-time dependent function: no re-runs.
     Unsafe,
-    /// The runner's parser could not parse or re-print the query; the
-    /// number of re-runs upstream would have made is given.
+    /// The runner cannot build the pinned query (promql-parser does not
+    /// know some of its syntax); the number of re-runs upstream would make
+    /// is given. These checks are reported as not generated, not failed.
     NotGenerated { count: usize, reason: String },
 }
 
@@ -61,7 +62,11 @@ pub(crate) fn eval_times(ts: i64) -> Vec<i64> {
 
 /// Builds the `@` re-runs of `expr` evaluated at `ts` ms.
 pub(crate) fn at_cases(expr: &str, ts: i64) -> AtCases {
-    let mut ast = match parser::parse(expr) {
+    // Duration expressions (`x[5m+1m]`, `offset (1 + 2)`) are resolved the
+    // way the engine resolves them for an instant query; promql-parser
+    // cannot parse them otherwise.
+    let resolved = tidemark_promql::Engine::resolve_duration_expressions(expr, ts, ts, 0);
+    let mut ast = match parser::parse(&resolved) {
         Ok(a) => a,
         Err(e) => {
             // Textual fallback to know whether upstream would re-run at all.
@@ -208,6 +213,14 @@ mod tests {
             c.iter().map(|x| x.1).collect::<Vec<_>>(),
             vec![-1000, 0, 1000]
         );
+    }
+
+    #[test]
+    fn duration_expressions_are_resolved_first() {
+        let AtCases::Cases(c) = at_cases("changes(foo[26m+4m])", 60_000) else {
+            panic!()
+        };
+        assert!(c[0].0.contains("foo[30m] @ 60.000"), "{}", c[0].0);
     }
 
     #[test]
