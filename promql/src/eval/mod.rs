@@ -15,7 +15,8 @@ mod labels_fns;
 mod selector;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::Expr;
@@ -99,6 +100,11 @@ pub(crate) struct Evaluator<'a> {
     /// Counts calls to [`Evaluator::check_limits`], to read the clock only
     /// every few calls.
     ticks: u32,
+    /// Inner results of subqueries in range queries, by subquery node and
+    /// inner timestamp (see `eval_subquery`).
+    subquery_cache: HashMap<usize, BTreeMap<i64, Arc<Vec<Elem>>>>,
+    /// Samples held by `subquery_cache`, counted against the sample limit.
+    cached_samples: usize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -109,6 +115,8 @@ impl<'a> Evaluator<'a> {
             warnings: Vec::new(),
             infos: Vec::new(),
             ticks: 0,
+            subquery_cache: HashMap::new(),
+            cached_samples: 0,
         }
     }
 
@@ -174,7 +182,8 @@ impl<'a> Evaluator<'a> {
 
     /// Fails the query if holding `extra` more samples would exceed the limit.
     pub(crate) fn check_samples(&self, extra: usize) -> Result<(), PromqlError> {
-        if self.data.total_samples.saturating_add(extra) > self.ctx.max_samples {
+        let held = self.data.total_samples.saturating_add(self.cached_samples);
+        if held.saturating_add(extra) > self.ctx.max_samples {
             return Err(PromqlError::TooManySamples {
                 limit: self.ctx.max_samples,
             });

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use tidemark_model::{Labels, Sample, is_stale_nan};
@@ -149,40 +150,68 @@ impl<'a> Evaluator<'a> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<(Labels, Vec<Sample>, bool)> = Vec::new();
         let mut held = 0usize;
+        // In a range query consecutive steps overlap in their inner
+        // timestamps (which are aligned to the step, not to the outer
+        // evaluation time), so inner results are cached by timestamp.
+        let cache_key = sq as *const SubqueryExpr as usize;
+        let use_cache = self.ctx.is_range;
         while t <= rt {
-            self.check_limits()?;
-            match self.eval(&sq.expr, t)? {
-                Val::Scalar(v) => {
-                    push(
-                        &mut index,
-                        &mut out,
-                        Labels::empty(),
-                        Sample::new(t, v),
-                        false,
-                    );
-                    held += 1;
-                }
-                Val::Vector(elems) => {
-                    held += elems.len();
-                    for e in elems {
-                        push(
-                            &mut index,
-                            &mut out,
-                            e.labels,
-                            Sample::new(t, e.v),
-                            e.drop_name,
-                        );
+            let cached = if use_cache {
+                self.subquery_cache
+                    .get(&cache_key)
+                    .and_then(|m| m.get(&t))
+                    .cloned()
+            } else {
+                None
+            };
+            let elems = match cached {
+                Some(e) => e,
+                None => {
+                    self.check_limits()?;
+                    let elems = match self.eval(&sq.expr, t)? {
+                        Val::Scalar(v) => vec![Elem {
+                            labels: Labels::empty(),
+                            v,
+                            drop_name: false,
+                        }],
+                        Val::Vector(elems) => elems,
+                        other => {
+                            return Err(PromqlError::exec(format!(
+                                "subquery is only allowed on instant vector or scalar, got {}",
+                                other.type_name()
+                            )));
+                        }
+                    };
+                    let elems = Arc::new(elems);
+                    if use_cache {
+                        self.cached_samples += elems.len();
+                        self.subquery_cache
+                            .entry(cache_key)
+                            .or_default()
+                            .insert(t, Arc::clone(&elems));
                     }
+                    elems
                 }
-                other => {
-                    return Err(PromqlError::exec(format!(
-                        "subquery is only allowed on instant vector or scalar, got {}",
-                        other.type_name()
-                    )));
-                }
+            };
+            held += elems.len();
+            for e in elems.iter() {
+                push(
+                    &mut index,
+                    &mut out,
+                    e.labels.clone(),
+                    Sample::new(t, e.v),
+                    e.drop_name,
+                );
             }
             self.check_samples(held)?;
             t += step;
+        }
+        if use_cache && let Some(m) = self.subquery_cache.get_mut(&cache_key) {
+            // Later steps start after `lower`: older results are not needed.
+            let keep = m.split_off(&(lower + 1));
+            let dropped: usize = m.values().map(|e| e.len()).sum();
+            self.cached_samples -= dropped.min(self.cached_samples);
+            *m = keep;
         }
         let mut res: Vec<RangeSeries<'a>> = out
             .into_iter()
