@@ -130,7 +130,9 @@ impl Engine {
     /// Parses a query the way the engine will, for callers that validate
     /// before running (the HTTP API's `parse_query`, rule loading).
     pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
-        parser::parse(expr).map_err(|msg| PromqlError::Parse { msg })
+        parser::parse(expr).map_err(|msg| PromqlError::Parse {
+            msg: crate::parse_error::describe(expr, &msg),
+        })
     }
 
     /// Replaces Prometheus 3 duration expressions (`x[5m+1m]`,

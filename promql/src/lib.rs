@@ -18,6 +18,7 @@ mod engine;
 mod engine_tests;
 mod error;
 mod eval;
+mod parse_error;
 pub mod functions;
 pub mod memstore;
 mod prepare;
