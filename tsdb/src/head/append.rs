@@ -227,7 +227,7 @@ impl Head {
             accepted.clear();
             loop {
                 let mut stripe = self.stripes[stripe_of_ref(r)].write();
-                let Some(s) = stripe.series.get_mut(&r) else {
+                let Some(s) = stripe.get_mut(r) else {
                     // Truncated away since it was resolved: create it again.
                     drop(stripe);
                     refs[i] = None;
@@ -359,7 +359,7 @@ impl Head {
                 continue;
             }
             let syms = intern_labels(&mut index.symbols, labels);
-            let r = stripe.next_ref(stripe_idx);
+            let r = stripe.next_ref();
             let s = MemSeries::new(syms, hash);
             index.add(r, &s.labels);
             bytes += s.memory_bytes() as isize;

@@ -136,9 +136,7 @@ impl Head {
             opts,
             chunk_opts,
             index: RwLock::new(Index::default()),
-            stripes: (0..STRIPES)
-                .map(|_| RwLock::new(Stripe::default()))
-                .collect(),
+            stripes: (0..STRIPES).map(|i| RwLock::new(Stripe::new(i))).collect(),
             wal: None,
             num_series: AtomicUsize::new(0),
             series_bytes: AtomicIsize::new(0),
@@ -213,12 +211,11 @@ impl Head {
             }
             return;
         }
-        let new_ref = if stripe_of_ref(r) == stripe_idx && !stripe.series.contains_key(&r) {
-            stripe.reserve(r);
+        let new_ref = if stripe_of_ref(r) == stripe_idx && stripe.slot_free(r) {
             remap.remove(&r);
             r
         } else {
-            let n = stripe.next_ref(stripe_idx);
+            let n = stripe.next_ref();
             remap.insert(r, n);
             n
         };
@@ -235,7 +232,7 @@ impl Head {
     /// otherwise the number of samples refused.
     fn replay_samples(&self, r: SeriesRef, samples: &[Sample], min_time: i64) -> Option<u64> {
         let mut stripe = self.stripes[stripe_of_ref(r)].write();
-        let s = stripe.series.get_mut(&r)?;
+        let s = stripe.get_mut(r)?;
         let mut refused = 0;
         let mut delta = 0;
         for smp in samples {
@@ -289,10 +286,7 @@ impl Head {
 
     /// Whether the series `r` is in the head.
     pub fn contains(&self, r: SeriesRef) -> bool {
-        self.stripes[stripe_of_ref(r)]
-            .read()
-            .series
-            .contains_key(&r)
+        self.stripes[stripe_of_ref(r)].read().contains(r)
     }
 
     /// Drops every sample before `before` (a block now holds them), removes
@@ -311,11 +305,11 @@ impl Head {
             for stripe in self.stripes.iter() {
                 let mut stripe = stripe.write();
                 let mut empty = Vec::new();
-                for (r, s) in stripe.series.iter_mut() {
+                for (r, s) in stripe.iter_mut() {
                     let (d, is_empty) = s.truncate(before);
                     delta += d;
                     if is_empty && !self.tickets.is_pending(s.wal_ticket) {
-                        empty.push(*r);
+                        empty.push(r);
                     } else if let Some(t) = s.min_time() {
                         min_t = min_t.min(t);
                     }

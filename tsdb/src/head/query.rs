@@ -43,7 +43,7 @@ impl Head {
             let mut found: Vec<(Box<[Sym]>, Vec<Sample>)> = Vec::new();
             for r in refs {
                 let stripe = self.stripes[stripe_of_ref(r)].read();
-                let Some(s) = stripe.series.get(&r) else {
+                let Some(s) = stripe.get(r) else {
                     continue;
                 };
                 if !s.overlaps(mint, maxt) {
@@ -138,7 +138,7 @@ impl Head {
             let index = self.index.read();
             for &r in index.all() {
                 let stripe = self.stripes[stripe_of_ref(r)].read();
-                if let Some(s) = stripe.series.get(&r)
+                if let Some(s) = stripe.get(r)
                     && maxt > mint
                     && s.overlaps(mint, maxt - 1)
                 {
@@ -150,8 +150,7 @@ impl Head {
         series.into_iter().filter_map(move |(labels, r)| {
             let chunks = self.stripes[stripe_of_ref(r)]
                 .read()
-                .series
-                .get(&r)
+                .get(r)
                 .map(|s| s.chunks_in(mint, maxt))?;
             (!chunks.is_empty()).then_some(RangeSeries { labels, chunks })
         })
@@ -167,7 +166,7 @@ impl Head {
 
     fn with_series_in(&self, r: SeriesRef, mint: i64, maxt: i64, f: impl FnOnce(&[Sym])) {
         let stripe = self.stripes[stripe_of_ref(r)].read();
-        if let Some(s) = stripe.series.get(&r)
+        if let Some(s) = stripe.get(r)
             && s.overlaps(mint, maxt)
         {
             f(&s.labels);

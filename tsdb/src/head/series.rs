@@ -348,53 +348,139 @@ fn encode(samples: &[Sample]) -> Option<XorChunk> {
     Some(a.into_chunk())
 }
 
-/// The series of one stripe.
+/// Bits of a ref holding the slot index within its stripe.
+const SLOT_BITS: u32 = 32;
+/// Bits of a ref holding the slot's generation (bumped on every reuse of
+/// the slot, so a ref never names two series in one process).
+const GEN_MASK: u64 = (1 << (64 - SLOT_BITS - STRIPE_BITS)) - 1;
+
+/// A slot of a stripe's slab.
 #[derive(Default)]
+struct Slot {
+    generation: u64,
+    series: Option<MemSeries>,
+}
+
+/// The series of one stripe, in a slab indexed by the ref's slot bits, so a
+/// lookup by ref is an index, not a hash-map probe.
 pub(crate) struct Stripe {
-    pub(crate) series: MixMap<SeriesRef, MemSeries>,
+    /// This stripe's index, part of every ref it hands out.
+    index: usize,
+    slots: Vec<Slot>,
+    /// Slots to reuse; may hold slots since filled by replay (skipped).
+    free: Vec<u32>,
     by_hash: MixMap<u64, SeriesRef>,
     /// Further series whose labels hash equals one in `by_hash`.
     collisions: HashMap<u64, Vec<SeriesRef>>,
-    next_local: u64,
+}
+
+/// `ref = generation << (SLOT_BITS + STRIPE_BITS) | slot << STRIPE_BITS | stripe`
+fn split(r: SeriesRef) -> (u64, usize) {
+    let slot = ((r.0 >> STRIPE_BITS) & ((1 << SLOT_BITS) - 1)) as usize;
+    (r.0 >> (SLOT_BITS + STRIPE_BITS), slot)
+}
+
+fn make_ref(generation: u64, slot: usize, stripe: usize) -> SeriesRef {
+    SeriesRef(
+        ((generation & GEN_MASK) << (SLOT_BITS + STRIPE_BITS))
+            | ((slot as u64) << STRIPE_BITS)
+            | stripe as u64,
+    )
 }
 
 impl Stripe {
+    pub(crate) fn new(index: usize) -> Self {
+        Stripe {
+            index,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_hash: MixMap::default(),
+            collisions: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, r: SeriesRef) -> Option<&MemSeries> {
+        let (generation, slot) = split(r);
+        let s = self.slots.get(slot)?;
+        if s.generation != generation {
+            return None;
+        }
+        s.series.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, r: SeriesRef) -> Option<&mut MemSeries> {
+        let (generation, slot) = split(r);
+        let s = self.slots.get_mut(slot)?;
+        if s.generation != generation {
+            return None;
+        }
+        s.series.as_mut()
+    }
+
+    pub(crate) fn contains(&self, r: SeriesRef) -> bool {
+        self.get(r).is_some()
+    }
+
+    /// Whether a series with ref `r` could be inserted (its slot is free).
+    pub(crate) fn slot_free(&self, r: SeriesRef) -> bool {
+        let (_, slot) = split(r);
+        self.slots.get(slot).is_none_or(|s| s.series.is_none())
+    }
+
+    /// Every series with its ref.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (SeriesRef, &mut MemSeries)> {
+        let stripe = self.index;
+        self.slots.iter_mut().enumerate().filter_map(move |(i, s)| {
+            let generation = s.generation;
+            s.series
+                .as_mut()
+                .map(|m| (make_ref(generation, i, stripe), m))
+        })
+    }
+
     /// The series with exactly these labels.
     pub(crate) fn find(&self, hash: u64, labels: &Labels, symbols: &Symbols) -> Option<SeriesRef> {
         let r = *self.by_hash.get(&hash)?;
-        if self
-            .series
-            .get(&r)
-            .is_some_and(|s| s.labels_equal(labels, symbols))
-        {
+        if self.get(r).is_some_and(|s| s.labels_equal(labels, symbols)) {
             return Some(r);
         }
         self.collisions
             .get(&hash)?
             .iter()
             .find(|r| {
-                self.series
-                    .get(r)
+                self.get(**r)
                     .is_some_and(|s| s.labels_equal(labels, symbols))
             })
             .copied()
     }
 
-    /// A new ref in this stripe.
-    pub(crate) fn next_ref(&mut self, stripe: usize) -> SeriesRef {
-        let local = self.next_local;
-        self.next_local += 1;
-        SeriesRef((local << STRIPE_BITS) | stripe as u64)
+    /// A ref for a new series in this stripe (insert it with `insert`).
+    pub(crate) fn next_ref(&mut self) -> SeriesRef {
+        let stripe = self.index;
+        while let Some(slot) = self.free.pop() {
+            let s = &self.slots[slot as usize];
+            if s.series.is_none() {
+                return make_ref(s.generation + 1, slot as usize, stripe);
+            }
+        }
+        self.slots.push(Slot::default());
+        make_ref(0, self.slots.len() - 1, stripe)
     }
 
-    /// Makes sure refs handed out later are above `r` (after replay).
-    pub(crate) fn reserve(&mut self, r: SeriesRef) {
-        self.next_local = self.next_local.max((r.0 >> STRIPE_BITS) + 1);
-    }
-
+    /// Inserts a series under `r`, which must come from `next_ref` or, on
+    /// replay, name a free slot (`slot_free`).
     pub(crate) fn insert(&mut self, r: SeriesRef, s: MemSeries) {
+        let (generation, slot) = split(r);
+        while self.slots.len() <= slot {
+            // Replay can name slots beyond the end; the gap becomes free.
+            self.free.push(self.slots.len() as u32);
+            self.slots.push(Slot::default());
+        }
         let hash = s.hash;
-        self.series.insert(r, s);
+        self.slots[slot] = Slot {
+            generation,
+            series: Some(s),
+        };
         match self.by_hash.get(&hash) {
             Some(_) => self.collisions.entry(hash).or_default().push(r),
             None => {
@@ -404,7 +490,13 @@ impl Stripe {
     }
 
     pub(crate) fn remove(&mut self, r: SeriesRef) -> Option<MemSeries> {
-        let s = self.series.remove(&r)?;
+        let (generation, slot) = split(r);
+        let entry = self.slots.get_mut(slot)?;
+        if entry.generation != generation {
+            return None;
+        }
+        let s = entry.series.take()?;
+        self.free.push(slot as u32);
         let hash = s.hash;
         if self.by_hash.get(&hash) == Some(&r) {
             self.by_hash.remove(&hash);
@@ -434,4 +526,34 @@ pub(crate) fn stripe_of_hash(hash: u64) -> usize {
 /// The stripe a ref lives in.
 pub(crate) fn stripe_of_ref(r: SeriesRef) -> usize {
     (r.0 as usize) & (STRIPES - 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_under_a_new_generation() {
+        let mut st = Stripe::new(3);
+        let a = st.next_ref();
+        st.insert(a, MemSeries::new(Box::new([]), 1));
+        assert_eq!(stripe_of_ref(a), 3);
+        assert!(st.remove(a).is_some());
+        assert!(st.remove(a).is_none());
+        let b = st.next_ref();
+        st.insert(b, MemSeries::new(Box::new([]), 2));
+        assert_eq!(split(a).1, split(b).1, "slot reused");
+        assert_ne!(a, b, "but never the ref");
+        assert!(st.get(a).is_none());
+        assert_eq!(st.get(b).unwrap().hash, 2);
+        // Replay may name a slot past the end; the gap is reused later.
+        let far = make_ref(5, 10, 3);
+        assert!(st.slot_free(far));
+        st.insert(far, MemSeries::new(Box::new([]), 3));
+        assert!(!st.slot_free(far));
+        let c = st.next_ref();
+        assert!(split(c).1 < 10);
+        assert_eq!(st.iter_mut().count(), 2);
+    }
 }
