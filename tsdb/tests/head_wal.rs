@@ -402,3 +402,70 @@ fn concurrent_appends_to_shared_series_replay_exactly() {
     let h = open(dir.path(), WalOptions::default());
     assert_eq!(bits(&all(&h)), bits(&before));
 }
+
+mod damaged_segments {
+    //! Any damage to a segment is either cut off as a torn tail or refused
+    //! as corruption; it never panics and never yields samples that were
+    //! not written.
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn pristine() -> &'static Vec<u8> {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        BYTES.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let h = open(dir.path(), WalOptions::default());
+                write(&h, 0..6);
+            }
+            std::fs::read(&segments(dir.path())[0]).unwrap()
+        })
+    }
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("00000000"), bytes).unwrap();
+        match Head::open(dir.path(), HeadOptions::default(), WalOptions::default()) {
+            Ok((h, _)) => {
+                for (labels, samples) in all(&h) {
+                    let i: f64 = labels.get("i").unwrap().parse().unwrap();
+                    for (b, s) in samples.iter().enumerate() {
+                        // A prefix of what was written, values intact.
+                        prop_assert_eq!(s.t, b as i64 * 1000);
+                        prop_assert_eq!(s.v, b as f64 + i);
+                    }
+                }
+            }
+            Err(TsdbError::WalCorruption { offset, .. }) => {
+                prop_assert!(offset < bytes.len() as u64);
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn flipped_bytes(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4)) {
+            let mut bytes = pristine().clone();
+            for (at, x) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= x;
+            }
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn truncated(at in any::<prop::sample::Index>()) {
+            let bytes = pristine();
+            check(&bytes[..at.index(bytes.len())])?;
+        }
+
+        #[test]
+        fn garbage(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&bytes)?;
+        }
+    }
+}
