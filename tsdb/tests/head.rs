@@ -304,6 +304,17 @@ fn truncate_drops_old_data_and_empty_series_and_refuses_older_samples() {
     // A removed series can come back with new samples.
     let r = h.append(&[(old.clone(), vec![s(500_000, 1.0)])]).unwrap();
     assert_eq!(r.series_created, 1);
+    let st = h.stats();
+    assert_eq!(
+        (
+            st.series,
+            st.samples_appended,
+            st.samples_refused,
+            st.series_created,
+            st.series_removed
+        ),
+        (2, 601, 1, 3, 1)
+    );
     assert_eq!(names(&h, &[Matcher::equal("__name__", "old")]), ["old"]);
 }
 

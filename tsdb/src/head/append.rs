@@ -202,6 +202,7 @@ impl Head {
         {
             wal.wait_durable(rec.pos)?;
         }
+        self.count(&result);
         Ok(result)
     }
 

@@ -109,6 +109,36 @@ pub struct Head {
     /// Bumped by every truncation; readers that resolve symbols outside
     /// the index lock check it to detect recycled ids.
     generation: AtomicU64,
+    counters: Counters,
+}
+
+/// Cumulative counters behind [`HeadStats`].
+#[derive(Default)]
+struct Counters {
+    samples_appended: AtomicU64,
+    samples_duplicate: AtomicU64,
+    samples_refused: AtomicU64,
+    series_created: AtomicU64,
+    series_removed: AtomicU64,
+}
+
+/// A snapshot of a head's gauges and counters, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    /// Series now in the head.
+    pub series: usize,
+    /// [`Head::memory_bytes`].
+    pub memory_bytes: usize,
+    /// Samples stored since the head was opened (replay not included).
+    pub samples_appended: u64,
+    /// Exact duplicates accepted as no-ops.
+    pub samples_duplicate: u64,
+    /// Samples refused (out of order, conflicting duplicate, too old, no labels).
+    pub samples_refused: u64,
+    /// Series created by appends.
+    pub series_created: u64,
+    /// Series removed by truncation.
+    pub series_removed: u64,
 }
 
 impl std::fmt::Debug for Head {
@@ -145,6 +175,7 @@ impl Head {
             min_valid_time: AtomicI64::new(i64::MIN),
             tickets: tickets::Tickets::default(),
             generation: AtomicU64::new(0),
+            counters: Counters::default(),
         })
     }
 
@@ -279,6 +310,33 @@ impl Head {
         series + self.index.read().memory_bytes()
     }
 
+    /// Gauges and cumulative counters, cheap to read.
+    pub fn stats(&self) -> HeadStats {
+        let c = &self.counters;
+        HeadStats {
+            series: self.num_series(),
+            memory_bytes: self.memory_bytes(),
+            samples_appended: c.samples_appended.load(Ordering::Relaxed),
+            samples_duplicate: c.samples_duplicate.load(Ordering::Relaxed),
+            samples_refused: c.samples_refused.load(Ordering::Relaxed),
+            series_created: c.series_created.load(Ordering::Relaxed),
+            series_removed: c.series_removed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Adds one append's outcome to the counters.
+    fn count(&self, r: &AppendResult) {
+        let c = &self.counters;
+        c.samples_appended
+            .fetch_add(r.samples_written as u64, Ordering::Relaxed);
+        c.samples_duplicate
+            .fetch_add(r.samples_duplicate as u64, Ordering::Relaxed);
+        c.samples_refused
+            .fetch_add(r.samples_refused as u64, Ordering::Relaxed);
+        c.series_created
+            .fetch_add(r.series_created as u64, Ordering::Relaxed);
+    }
+
     /// The WAL, when the head has one.
     pub fn wal(&self) -> Option<&Wal> {
         self.wal.as_ref()
@@ -323,6 +381,9 @@ impl Head {
             }
             index.remove_many(&removed);
             stats.series_removed = removed.len();
+            self.counters
+                .series_removed
+                .fetch_add(removed.len() as u64, Ordering::Relaxed);
             self.num_series.fetch_sub(removed.len(), Ordering::Relaxed);
             self.series_bytes.fetch_add(delta, Ordering::Relaxed);
             self.min_time.store(min_t, Ordering::Relaxed);

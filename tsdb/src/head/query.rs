@@ -11,13 +11,10 @@ use super::symbols::Sym;
 use super::{Head, SeriesRef};
 use crate::XorChunk;
 
-/// One series and its samples in the queried range.
-#[derive(Debug, Clone)]
-pub struct SeriesSamples {
-    pub labels: Labels,
-    /// In timestamp order, bit-exact (staleness markers included).
-    pub samples: Vec<Sample>,
-}
+/// One series and its samples in the queried range: the same type blocks
+/// return, so a querier merges head and block results directly. Samples
+/// are in timestamp order, bit-exact (staleness markers included).
+pub use crate::block::SeriesSamples;
 
 /// One series and the chunks holding exactly its samples of a block range.
 #[derive(Debug, Clone)]
