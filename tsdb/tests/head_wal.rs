@@ -207,8 +207,11 @@ fn repair_truncates_at_the_corruption_and_reports_the_loss() {
 #[test]
 fn segments_roll_over_at_the_configured_size() {
     let dir = tempfile::tempdir().unwrap();
+    // Thousands of batches: sync in the background to keep the test fast
+    // (every open and close still fsyncs; durability is not what is tested).
     let opts = WalOptions {
         segment_size: 64 << 10,
+        sync: SyncPolicy::Interval(Duration::from_millis(100)),
         ..WalOptions::default()
     };
     {
@@ -228,8 +231,11 @@ fn segments_roll_over_at_the_configured_size() {
 #[test]
 fn checkpoint_keeps_live_data_and_deletes_old_segments() {
     let dir = tempfile::tempdir().unwrap();
+    // Thousands of batches: sync in the background to keep the test fast
+    // (every open and close still fsyncs; durability is not what is tested).
     let opts = WalOptions {
         segment_size: 64 << 10,
+        sync: SyncPolicy::Interval(Duration::from_millis(100)),
         ..WalOptions::default()
     };
     let gone = l(&[("__name__", "gone")]);
