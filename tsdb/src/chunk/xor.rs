@@ -89,12 +89,20 @@ impl XorChunk {
 
     /// Decodes all samples, failing on corrupt data.
     pub fn samples(&self) -> Result<Vec<Sample>, TsdbError> {
-        let mut it = self.iter();
         let mut out = Vec::with_capacity(self.num_samples());
+        self.decode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends all samples to `out`, failing on corrupt data (samples
+    /// decoded before the corruption stay in `out`).
+    pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), TsdbError> {
+        let mut it = self.iter();
+        out.reserve(self.num_samples());
         out.extend(&mut it);
         match it.take_error() {
             Some(e) => Err(e),
-            None => Ok(out),
+            None => Ok(()),
         }
     }
 
@@ -340,8 +348,8 @@ pub struct XorIter<'a> {
     leading: u8,
     trailing: u8,
     window_set: bool,
-    /// The sample returned last, for `seek` to stay on it.
-    current: Option<Sample>,
+    /// Set when corrupt data ended the iteration.
+    failed: bool,
     error: Option<TsdbError>,
 }
 
@@ -361,7 +369,7 @@ impl<'a> XorIter<'a> {
             leading: 0,
             trailing: 0,
             window_set: false,
-            current: None,
+            failed: false,
             error: None,
         }
     }
@@ -380,17 +388,20 @@ impl<'a> XorIter<'a> {
     /// sample returned last (like Prometheus's `Seek`, a seek never moves
     /// backwards), and returns it. `next()` continues after it.
     pub fn seek(&mut self, t: i64) -> Option<Sample> {
-        if let Some(cur) = self.current.filter(|c| c.t >= t) {
-            return Some(cur);
+        // The sample returned last is the decoder state itself.
+        if self.read > 0 && !self.failed && self.t >= t {
+            return Some(Sample {
+                t: self.t,
+                v: f64::from_bits(self.v),
+            });
         }
-        // Returning the sample through `next` keeps `current` up to date.
         self.by_ref().find(|s| s.t >= t)
     }
 
     fn fail(&mut self, reason: String) -> Option<Sample> {
         self.error = Some(TsdbError::CorruptChunk { reason });
         self.read = self.total;
-        self.current = None;
+        self.failed = true;
         None
     }
 
@@ -409,7 +420,7 @@ impl<'a> XorIter<'a> {
     }
 
     #[inline(always)]
-    fn read_value(&mut self) -> Result<(), String> {
+    fn read_value(&mut self) -> Result<(), BadWindow> {
         let w = self.br.peek64();
         if w >> 63 == 0 {
             self.br.skip(1);
@@ -429,9 +440,7 @@ impl<'a> XorIter<'a> {
             }
             self.br.skip(13);
             if leading + sig > 64 {
-                return Err(format!(
-                    "value window of {leading} leading zeros and {sig} significant bits exceeds 64 bits"
-                ));
+                return Err(BadWindow { leading, sig });
             }
             self.leading = leading as u8;
             self.trailing = (64 - leading - sig) as u8;
@@ -443,31 +452,126 @@ impl<'a> XorIter<'a> {
         Ok(())
     }
 
+    /// Decodes sample 3 onwards from the window `w` at the current
+    /// position: the delta of deltas and, when the window still holds them,
+    /// the value bits, so most samples take one or two loads.
     #[inline(always)]
-    fn read_dod(&mut self) -> i64 {
-        let w = self.br.peek64();
-        match w.leading_ones() {
-            0 => {
-                self.br.skip(1);
-                0
+    fn read_dod_and_value(&mut self, w: u64) -> Result<(), BadWindow> {
+        let (consumed, dod) = match w.leading_ones() {
+            0 => (1u32, 0i64),
+            1 => (16, sign_extend((w >> 48) & 0x3fff, 14)),
+            2 => (20, sign_extend((w >> 44) & 0x1_ffff, 17)),
+            3 => (24, sign_extend((w >> 40) & 0xf_ffff, 20)),
+            _ => return self.read_wide_dod_and_value(),
+        };
+        self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        // At least 57 - 24 = 33 bits of `w` are still stream bits.
+        let v = w << consumed;
+        if v >> 63 == 0 {
+            self.br.skip(consumed + 1);
+            return Ok(());
+        }
+        if (v >> 62) & 1 == 0 {
+            if self.window_set {
+                let trailing = u32::from(self.trailing);
+                let sig = 64 - u32::from(self.leading) - trailing;
+                if consumed + 2 + sig <= 57 {
+                    let bits = (v << 2) >> (64 - sig);
+                    self.br.skip(consumed + 2 + sig);
+                    self.v ^= bits << trailing;
+                    return Ok(());
+                }
             }
-            1 => {
-                self.br.skip(16);
-                sign_extend((w >> 48) & 0x3fff, 14)
-            }
-            2 => {
-                self.br.skip(20);
-                sign_extend((w >> 44) & 0x1_ffff, 17)
-            }
-            3 => {
-                self.br.skip(24);
-                sign_extend((w >> 40) & 0xf_ffff, 20)
-            }
-            _ => {
-                self.br.skip(4);
-                self.br.read_bits(64) as i64
+        } else {
+            // A new window: 5 bits of leading zeros, 6 of length, then bits.
+            let leading = ((v >> 57) & 0x1f) as u32;
+            let sig = ((v >> 51) & 0x3f) as u32;
+            if sig != 0 && consumed + 13 + sig <= 57 && leading + sig <= 64 {
+                let trailing = 64 - leading - sig;
+                let bits = (v << 13) >> (64 - sig);
+                self.br.skip(consumed + 13 + sig);
+                self.leading = leading as u8;
+                self.trailing = trailing as u8;
+                self.window_set = true;
+                self.v ^= bits << trailing;
+                return Ok(());
             }
         }
+        self.br.skip(consumed);
+        self.read_value()
+    }
+
+    #[cold]
+    fn read_wide_dod_and_value(&mut self) -> Result<(), BadWindow> {
+        self.br.skip(4);
+        let dod = self.br.read_bits(64) as i64;
+        self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        self.read_value()
+    }
+
+    /// The first two samples (varint encoded) and the end of the chunk.
+    #[cold]
+    #[inline(never)]
+    fn next_head(&mut self) -> Option<Sample> {
+        if self.read >= self.total {
+            return None;
+        }
+        if self.read == 0 {
+            let Some(zz) = self.read_uvarint() else {
+                return self.fail("first timestamp varint is too long".into());
+            };
+            self.t = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+            self.v = self.br.read_bits(64);
+        } else {
+            let Some(d) = self.read_uvarint() else {
+                return self.fail("second timestamp delta varint is too long".into());
+            };
+            self.t_delta = d;
+            self.t = self.t.wrapping_add(d as i64);
+            if let Err(r) = self.read_value() {
+                return self.fail(r.to_string());
+            }
+        }
+        self.finish_sample()
+    }
+
+    #[inline(always)]
+    fn finish_sample(&mut self) -> Option<Sample> {
+        if self.br.overrun() {
+            return self.fail_overrun();
+        }
+        self.read += 1;
+        Some(Sample {
+            t: self.t,
+            v: f64::from_bits(self.v),
+        })
+    }
+
+    #[cold]
+    fn fail_overrun(&mut self) -> Option<Sample> {
+        let n = self.read;
+        let total = self.total;
+        self.fail(format!("data ends inside sample {n} of {total} announced"))
+    }
+}
+
+/// A value window that does not fit 64 bits (corrupt data). Small and
+/// `Copy` so the decoding hot path returns it in registers.
+#[derive(Debug, Clone, Copy)]
+struct BadWindow {
+    leading: u32,
+    sig: u32,
+}
+
+impl std::fmt::Display for BadWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "value window of {} leading zeros and {} significant bits exceeds 64 bits",
+            self.leading, self.sig
+        )
     }
 }
 
@@ -486,50 +590,19 @@ impl Iterator for XorIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Sample> {
-        if self.read >= self.total {
-            return None;
+        if self.read < 2 || self.read >= self.total {
+            return self.next_head();
         }
-        match self.read {
-            0 => {
-                let Some(zz) = self.read_uvarint() else {
-                    return self.fail("first timestamp varint is too long".into());
-                };
-                self.t = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
-                self.v = self.br.read_bits(64);
-            }
-            1 => {
-                let Some(d) = self.read_uvarint() else {
-                    return self.fail("second timestamp delta varint is too long".into());
-                };
-                self.t_delta = d;
-                self.t = self.t.wrapping_add(d as i64);
-                if let Err(r) = self.read_value() {
-                    return self.fail(r);
-                }
-            }
-            _ => {
-                let dod = self.read_dod();
-                self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
-                self.t = self.t.wrapping_add(self.t_delta as i64);
-                if let Err(r) = self.read_value() {
-                    return self.fail(r);
-                }
-            }
+        let w = self.br.peek64();
+        if w >> 62 == 0 {
+            // Delta of deltas 0 and an unchanged value: regular scrapes of
+            // a value that did not move, two bits.
+            self.br.skip(2);
+            self.t = self.t.wrapping_add(self.t_delta as i64);
+        } else if let Err(r) = self.read_dod_and_value(w) {
+            return self.fail(r.to_string());
         }
-        if self.br.overrun() {
-            let n = self.read;
-            return self.fail(format!(
-                "data ends inside sample {n} of {} announced",
-                self.total
-            ));
-        }
-        self.read += 1;
-        let s = Sample {
-            t: self.t,
-            v: f64::from_bits(self.v),
-        };
-        self.current = Some(s);
-        Some(s)
+        self.finish_sample()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
