@@ -2,34 +2,39 @@
 //!
 //! The parent re-executes this test binary running only `crash_writer`
 //! (ignored in normal runs) with `TIDEMARK_WAL_CRASH_DIR` set. The writer
-//! opens a head with its WAL (batch fsync policy, real files), appends
-//! numbered batches forever, and prints `ACK <n>` after each append returned
-//! (and `TRUNC <t>` before a truncation + checkpoint). The parent kills it at
-//! random moments, reopens the WAL in-process and checks that every
-//! acknowledged sample is there exactly once with its value, then starts the
-//! writer again on the same directory.
+//! opens a head with its WAL (batch fsync policy, real files) and runs two
+//! appending threads (so fsyncs are shared by group commit), each appending
+//! numbered batches of its own series forever and printing
+//! `ACK <thread> <n>` after each append returned; one of them also
+//! truncates the head (with a WAL checkpoint) now and then, printing
+//! `TRUNC <t>` first. The parent kills the writer at random moments,
+//! reopens the WAL in-process and checks that every acknowledged sample is
+//! there exactly once with its value, then starts the writer again on the
+//! same directory.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tidemark_model::{Labels, Matcher, Sample};
+use tidemark_model::{Labels, MatchOp, Matcher, Sample};
 use tidemark_tsdb::{Head, HeadOptions, WalOptions};
 
 const DIR_ENV: &str = "TIDEMARK_WAL_CRASH_DIR";
+const THREADS: usize = 2;
 const SERIES: usize = 20;
 const SAMPLES_PER_BATCH: i64 = 5;
 const TRUNCATE_EVERY: i64 = 150;
 
-fn labels(i: usize) -> Labels {
+fn labels(thread: usize, i: usize) -> Labels {
     Labels::from_pairs([
         ("__name__", "crash_test"),
+        ("thread", &thread.to_string()),
         ("series", &i.to_string()),
         ("pod", &format!("writer-{}", i % 3)),
     ])
@@ -44,7 +49,14 @@ fn value(batch: i64, series: usize, j: i64) -> f64 {
     (batch * 1000 + series as i64 * 10 + j) as f64
 }
 
-/// Child mode only: appends batches until killed.
+fn thread_matchers(thread: usize) -> [Matcher; 2] {
+    [
+        Matcher::equal("__name__", "crash_test"),
+        Matcher::new(MatchOp::Equal, "thread", thread.to_string()).unwrap(),
+    ]
+}
+
+/// Child mode only: appends batches from two threads until killed.
 #[test]
 #[ignore = "run by wal_crash_sigkill_loop in a child process"]
 fn crash_writer() {
@@ -55,32 +67,58 @@ fn crash_writer() {
         WalOptions::default(),
     )
     .unwrap();
-    // Resume after the newest batch that survived.
-    let mut batch = head.max_time().map_or(0, |t| t / 10 + 1);
-    let mut out = std::io::stdout().lock();
-    loop {
-        let b: Vec<(Labels, Vec<Sample>)> = (0..SERIES)
-            .map(|i| {
-                let samples = (0..SAMPLES_PER_BATCH)
-                    .map(|j| Sample::new(sample_time(batch, j), value(batch, i, j)))
-                    .collect();
-                (labels(i), samples)
-            })
-            .collect();
-        let r = head.append(&b).unwrap();
-        assert_eq!(r.samples_written, SERIES * SAMPLES_PER_BATCH as usize);
-        writeln!(out, "ACK {batch}").unwrap();
-        out.flush().unwrap();
-        if batch > 0 && batch % TRUNCATE_EVERY == 0 {
-            // Announced before it starts: once begun, data before `before`
-            // may be gone whether or not the truncation completes.
-            let before = sample_time(batch - TRUNCATE_EVERY / 2, 0);
-            writeln!(out, "TRUNC {before}").unwrap();
-            out.flush().unwrap();
-            head.truncate(before).unwrap();
+    let out = Mutex::new(std::io::stdout());
+    let say = |line: String| {
+        let mut o = out.lock().unwrap();
+        writeln!(o, "{line}").unwrap();
+        o.flush().unwrap();
+    };
+    // Each thread resumes after its newest batch that survived.
+    let progress: Vec<AtomicI64> = (0..THREADS)
+        .map(|t| {
+            let newest = head
+                .select(&thread_matchers(t), i64::MIN, i64::MAX)
+                .iter()
+                .filter_map(|s| s.samples.last().map(|x| x.t))
+                .max();
+            AtomicI64::new(newest.map_or(0, |t| t / 10 + 1))
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        for t in 0..THREADS {
+            let (head, progress, say) = (&head, &progress, &say);
+            sc.spawn(move || {
+                loop {
+                    let batch = progress[t].load(Ordering::SeqCst);
+                    let b: Vec<(Labels, Vec<Sample>)> = (0..SERIES)
+                        .map(|i| {
+                            let samples = (0..SAMPLES_PER_BATCH)
+                                .map(|j| Sample::new(sample_time(batch, j), value(batch, i, j)))
+                                .collect();
+                            (labels(t, i), samples)
+                        })
+                        .collect();
+                    let r = head.append(&b).unwrap();
+                    assert_eq!(r.samples_written, SERIES * SAMPLES_PER_BATCH as usize);
+                    say(format!("ACK {t} {batch}"));
+                    progress[t].store(batch + 1, Ordering::SeqCst);
+                    if t == 0 && batch > 0 && batch % TRUNCATE_EVERY == 0 {
+                        // Below every thread's next batch. Announced before
+                        // it starts: once begun, data before `before` may be
+                        // gone whether or not the truncation completes.
+                        let slowest = progress
+                            .iter()
+                            .map(|p| p.load(Ordering::SeqCst))
+                            .min()
+                            .unwrap_or(0);
+                        let before = sample_time(slowest - TRUNCATE_EVERY / 2, 0);
+                        say(format!("TRUNC {before}"));
+                        head.truncate(before).unwrap();
+                    }
+                }
+            });
         }
-        batch += 1;
-    }
+    });
 }
 
 #[test]
@@ -88,7 +126,7 @@ fn wal_crash_sigkill_loop() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::thread_rng();
-    let acked = Arc::new(AtomicI64::new(-1));
+    let acked: Arc<Vec<AtomicI64>> = Arc::new((0..THREADS).map(|_| AtomicI64::new(-1)).collect());
     let truncated = Arc::new(AtomicI64::new(i64::MIN));
     let started = Instant::now();
     let mut kills = 0;
@@ -97,7 +135,7 @@ fn wal_crash_sigkill_loop() {
             eprintln!("stopping after {iteration} iterations to bound the test time");
             break;
         }
-        let before_acked = acked.load(Ordering::SeqCst);
+        let before_acked = acked[0].load(Ordering::SeqCst);
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -118,8 +156,10 @@ fn wal_crash_sigkill_loop() {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(n) = line.strip_prefix("ACK ") {
-                        acked.store(n.trim().parse().unwrap(), Ordering::SeqCst);
+                    if let Some(rest) = line.strip_prefix("ACK ") {
+                        let (t, n) = rest.trim().split_once(' ').unwrap();
+                        let t: usize = t.parse().unwrap();
+                        acked[t].store(n.parse().unwrap(), Ordering::SeqCst);
                     } else if let Some(t) = line.strip_prefix("TRUNC ") {
                         truncated.store(t.trim().parse().unwrap(), Ordering::SeqCst);
                     }
@@ -129,14 +169,14 @@ fn wal_crash_sigkill_loop() {
         // Let the writer get going (replay included), then kill it at a
         // random moment.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while acked.load(Ordering::SeqCst) == before_acked && Instant::now() < deadline {
+        while acked[0].load(Ordering::SeqCst) == before_acked && Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("writer exited on its own with {status}");
             }
             std::thread::sleep(Duration::from_millis(2));
         }
         assert_ne!(
-            acked.load(Ordering::SeqCst),
+            acked[0].load(Ordering::SeqCst),
             before_acked,
             "writer made no progress"
         );
@@ -147,54 +187,58 @@ fn wal_crash_sigkill_loop() {
         reader.join().unwrap();
         kills += 1;
 
-        let last = acked.load(Ordering::SeqCst);
-        let trunc = truncated.load(Ordering::SeqCst);
-        verify(dir.path(), last, trunc);
+        let last: Vec<i64> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+        verify(dir.path(), &last, truncated.load(Ordering::SeqCst));
     }
     assert!(kills >= 5, "only {kills} kill cycles ran");
-    assert!(acked.load(Ordering::SeqCst) > 0);
+    assert!(acked.iter().all(|a| a.load(Ordering::SeqCst) > 0));
 }
 
-/// Every acknowledged sample at or after the last acknowledged truncation
-/// point is present once with its value; at most the one batch whose
-/// acknowledgement the kill interrupted is there beyond `last`.
-fn verify(dir: &Path, last: i64, trunc: i64) {
+/// Every acknowledged sample at or after the last announced truncation
+/// point is present once with its value; at most the one batch per thread
+/// whose acknowledgement the kill interrupted is there beyond the last
+/// acknowledged one.
+fn verify(dir: &Path, last: &[i64], trunc: i64) {
     let (head, stats) = Head::open(dir, HeadOptions::default(), WalOptions::default()).unwrap();
-    let got = head.select(
-        &[Matcher::equal("__name__", "crash_test")],
-        i64::MIN,
-        i64::MAX,
-    );
     eprintln!(
-        "after kill: last ack {last}, truncated before {trunc}, replayed {} samples, torn records {}, checkpoint {:?}",
+        "after kill: last acks {last:?}, truncated before {trunc}, replayed {} samples, torn records {}, checkpoint {:?}",
         stats.samples, stats.torn_records, stats.checkpoint
     );
-    assert_eq!(got.len(), SERIES, "series after replay: {stats:?}");
-    for s in &got {
-        let i: usize = s.labels.get("series").unwrap().parse().unwrap();
-        assert!(
-            s.samples.windows(2).all(|w| w[0].t < w[1].t),
-            "duplicate or unordered samples in series {i}"
-        );
-        for smp in &s.samples {
-            let (batch, j) = (smp.t / 10, smp.t % 10);
-            assert!(j < SAMPLES_PER_BATCH, "unexpected timestamp {}", smp.t);
-            assert_eq!(smp.v, value(batch, i, j), "corrupt value at {}", smp.t);
-            assert!(
-                batch <= last + 1,
-                "batch {batch} beyond the last acknowledged {last}"
-            );
+    for (thread, &last) in last.iter().enumerate() {
+        let got = head.select(&thread_matchers(thread), i64::MIN, i64::MAX);
+        if last < 0 {
+            continue;
         }
-        let first_required = trunc.max(0);
-        let present: std::collections::HashSet<i64> = s.samples.iter().map(|x| x.t).collect();
-        for batch in 0..=last {
-            for j in 0..SAMPLES_PER_BATCH {
-                let t = sample_time(batch, j);
-                if t >= first_required {
-                    assert!(
-                        present.contains(&t),
-                        "acknowledged sample t={t} of series {i} lost (last ack {last}, replay {stats:?})"
-                    );
+        assert_eq!(
+            got.len(),
+            SERIES,
+            "thread {thread} series after replay: {stats:?}"
+        );
+        for s in &got {
+            let i: usize = s.labels.get("series").unwrap().parse().unwrap();
+            assert!(
+                s.samples.windows(2).all(|w| w[0].t < w[1].t),
+                "duplicate or unordered samples in series {thread}/{i}"
+            );
+            for smp in &s.samples {
+                let (batch, j) = (smp.t / 10, smp.t % 10);
+                assert!(j < SAMPLES_PER_BATCH, "unexpected timestamp {}", smp.t);
+                assert_eq!(smp.v, value(batch, i, j), "corrupt value at {}", smp.t);
+                assert!(
+                    batch <= last + 1,
+                    "batch {batch} of thread {thread} beyond the last acknowledged {last}"
+                );
+            }
+            let present: std::collections::HashSet<i64> = s.samples.iter().map(|x| x.t).collect();
+            for batch in 0..=last {
+                for j in 0..SAMPLES_PER_BATCH {
+                    let t = sample_time(batch, j);
+                    if t >= trunc {
+                        assert!(
+                            present.contains(&t),
+                            "acknowledged sample t={t} of series {thread}/{i} lost (last ack {last}, replay {stats:?})"
+                        );
+                    }
                 }
             }
         }
