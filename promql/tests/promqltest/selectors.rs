@@ -12,7 +12,8 @@ pub(crate) fn selects_any(expr: &str, series: &[Labels]) -> Option<bool> {
     if series.is_empty() {
         return Some(false);
     }
-    let ast = parser::parse(expr).ok()?;
+    let resolved = tidemark_promql::Engine::resolve_duration_expressions(expr, 0, 0, 0);
+    let ast = parser::parse(&resolved).ok()?;
     let mut sels = Vec::new();
     collect(&ast, &mut sels);
     // `info()` reads `target_info` (or the given selector) implicitly.
