@@ -235,22 +235,20 @@ impl<'a> Evaluator<'a> {
             };
         }
 
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut out: Vec<Series> = Vec::new();
+        let mut out = RangeOutput::default();
         let mut produced = 0usize;
         let mut ts = self.ctx.start;
         while ts <= self.ctx.end {
             self.check_limits()?;
             match self.eval(expr, ts)? {
                 Val::Scalar(v) => {
-                    push_point(&mut index, &mut out, Labels::empty(), Sample::new(ts, v));
+                    out.push(Labels::empty(), false, Sample::new(ts, v))?;
                     produced += 1;
                 }
                 Val::Vector(elems) => {
-                    let elems = finish_names(elems)?;
                     produced += elems.len();
                     for e in elems {
-                        push_point(&mut index, &mut out, e.labels, Sample::new(ts, e.v));
+                        out.push(e.labels, e.drop_name, Sample::new(ts, e.v))?;
                     }
                 }
                 other => {
@@ -263,6 +261,7 @@ impl<'a> Evaluator<'a> {
             self.check_samples(produced)?;
             ts += self.ctx.interval;
         }
+        let mut out = out.series;
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Value::Matrix(out))
     }
@@ -337,21 +336,52 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn push_point(
-    index: &mut HashMap<Labels, usize>,
-    out: &mut Vec<Series>,
-    labels: Labels,
-    p: Sample,
-) {
-    match index.get(&labels) {
-        Some(&i) => out[i].samples.push(p),
-        None => {
-            index.insert(labels.clone(), out.len());
-            out.push(Series {
-                labels,
-                samples: vec![p],
-            });
+/// The series of a range query's result being assembled step by step.
+///
+/// Elements are looked up by their evaluation labels and name-drop flag, so
+/// the delayed name removal (which allocates a new label set) runs once per
+/// series, not once per step. Series that end up with the same labels are
+/// merged, as Prometheus does, unless they have a point at the same step.
+#[derive(Default)]
+struct RangeOutput {
+    by_source: HashMap<(Labels, bool), usize>,
+    by_final: HashMap<Labels, usize>,
+    series: Vec<Series>,
+}
+
+impl RangeOutput {
+    fn push(&mut self, labels: Labels, drop_name: bool, p: Sample) -> Result<(), PromqlError> {
+        let key = (labels, drop_name);
+        let i = match self.by_source.get(&key) {
+            Some(&i) => i,
+            None => {
+                let final_labels = if drop_name {
+                    drop_metadata(&key.0)
+                } else {
+                    key.0.clone()
+                };
+                let i = match self.by_final.get(&final_labels) {
+                    Some(&i) => i,
+                    None => {
+                        self.by_final
+                            .insert(final_labels.clone(), self.series.len());
+                        self.series.push(Series {
+                            labels: final_labels,
+                            samples: Vec::new(),
+                        });
+                        self.series.len() - 1
+                    }
+                };
+                self.by_source.insert(key, i);
+                i
+            }
+        };
+        let samples = &mut self.series[i].samples;
+        if samples.last().is_some_and(|last| last.t == p.t) {
+            return Err(duplicate_labelset());
         }
+        samples.push(p);
+        Ok(())
     }
 }
 
