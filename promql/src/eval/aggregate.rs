@@ -3,6 +3,7 @@
 //! `by`/`without` grouping.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use tidemark_model::Labels;
@@ -43,18 +44,19 @@ impl Grouping {
         }
     }
 
-    /// The key series are grouped by.
-    fn key(&self, l: &Labels) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// The key series are grouped by: a hash of the grouping labels, as
+    /// Prometheus uses (no allocation per series and step).
+    fn key(&self, l: &Labels) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
         for (n, v) in l.iter() {
             if self.in_group(n) {
-                out.extend_from_slice(n.as_bytes());
-                out.push(0xff);
-                out.extend_from_slice(v.as_bytes());
-                out.push(0xff);
+                h.write(n.as_bytes());
+                h.write_u8(0xff);
+                h.write(v.as_bytes());
+                h.write_u8(0xff);
             }
         }
-        out
+        h.finish()
     }
 
     /// The labels of a group's output series.
@@ -182,7 +184,7 @@ impl<'a> Evaluator<'a> {
         };
         let ratio = p.clamp(-1.0, 1.0);
         // Groups in order of first appearance; members in input order.
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
         let mut groups: Vec<Vec<Elem>> = Vec::new();
         for el in input {
             let key = grouping.key(&el.labels);
@@ -246,7 +248,7 @@ fn aggregate(
     grouping: &Grouping,
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, PromqlError> {
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for el in input {
         let key = grouping.key(&el.labels);
@@ -353,7 +355,7 @@ fn aggregate(
 }
 
 fn count_values(grouping: &Grouping, label: &str, input: Vec<Elem>) -> Vec<Elem> {
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut out: Vec<Elem> = Vec::new();
     let g = Grouping {
         without: grouping.without,
