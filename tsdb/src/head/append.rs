@@ -17,9 +17,9 @@
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
-use tidemark_model::{Labels, Sample, labels_hash};
+use tidemark_model::{Labels, Sample};
 
-use super::series::{Refusal, stripe_of_hash, stripe_of_ref};
+use super::series::{Refusal, pairs, pairs_hash, stripe_of_hash, stripe_of_ref};
 use super::tickets::Ticket;
 use super::{Head, MemSeries, SeriesRef, intern_labels};
 use crate::TsdbError;
@@ -124,9 +124,13 @@ impl Head {
         let mut missing: Vec<usize> = Vec::new();
         let min_valid = self.min_valid_time.load(Ordering::Acquire);
         {
+            let mut label_pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
+            let mut scratch: Vec<u8> = Vec::with_capacity(512);
             let index = self.index.read();
             for (i, (labels, samples)) in batch.iter().enumerate() {
-                let hash = labels_hash(labels);
+                label_pairs.clear();
+                label_pairs.extend(labels.iter());
+                let hash = pairs_hash(&label_pairs, &mut scratch);
                 hashes.push(hash);
                 if samples.is_empty() {
                     refs.push(None);
@@ -159,10 +163,11 @@ impl Head {
                     refs.push(None);
                     continue;
                 }
-                let r =
-                    self.stripes[stripe_of_hash(hash)]
-                        .read()
-                        .find(hash, labels, &index.symbols);
+                let r = self.stripes[stripe_of_hash(hash)].read().find(
+                    hash,
+                    &label_pairs,
+                    &index.symbols,
+                );
                 if r.is_none() {
                     missing.push(i);
                 }
@@ -355,7 +360,7 @@ impl Head {
             let hash = hashes[i];
             let stripe_idx = stripe_of_hash(hash);
             let mut stripe = self.stripes[stripe_idx].write();
-            if let Some(r) = stripe.find(hash, labels, &index.symbols) {
+            if let Some(r) = stripe.find(hash, &pairs(labels), &index.symbols) {
                 refs[i] = Some(r);
                 continue;
             }

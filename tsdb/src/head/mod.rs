@@ -32,12 +32,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
-use tidemark_model::{Labels, Sample, labels_hash};
+use tidemark_model::{Labels, Sample};
 
 use crate::TsdbError;
 use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
 use postings::Index;
-use series::{ChunkOpts, MemSeries, STRIPES, Stripe, stripe_of_hash, stripe_of_ref};
+use series::{
+    ChunkOpts, MemSeries, STRIPES, Stripe, pairs, pairs_hash, stripe_of_hash, stripe_of_ref,
+};
 
 pub use append::{AppendResult, RefusedSeries};
 pub use query::{RangeSeries, SeriesSamples};
@@ -230,11 +232,12 @@ impl Head {
         if labels.is_empty() {
             return;
         }
-        let hash = labels_hash(&labels);
+        let label_pairs = pairs(&labels);
+        let hash = pairs_hash(&label_pairs, &mut Vec::new());
         let stripe_idx = stripe_of_hash(hash);
         let mut index = self.index.write();
         let mut stripe = self.stripes[stripe_idx].write();
-        if let Some(existing) = stripe.find(hash, &labels, &index.symbols) {
+        if let Some(existing) = stripe.find(hash, &label_pairs, &index.symbols) {
             if existing == r {
                 remap.remove(&r);
             } else {

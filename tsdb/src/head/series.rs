@@ -293,21 +293,14 @@ impl MemSeries {
         (self.memory_bytes() as isize - mem_before, empty)
     }
 
-    /// Whether these symbols spell `labels`.
-    pub(crate) fn labels_equal(&self, labels: &Labels, symbols: &Symbols) -> bool {
-        let mut mine = self.labels.chunks_exact(2);
-        let mut theirs = labels.iter();
-        loop {
-            match (mine.next(), theirs.next()) {
-                (None, None) => return true,
-                (Some(p), Some((n, v))) => {
-                    if symbols.get(p[0]) != n || symbols.get(p[1]) != v {
-                        return false;
-                    }
-                }
-                _ => return false,
-            }
-        }
+    /// Whether these symbols spell the label pairs `labels`.
+    pub(crate) fn labels_equal(&self, labels: &[(&str, &str)], symbols: &Symbols) -> bool {
+        self.labels.len() == labels.len() * 2
+            && self
+                .labels
+                .chunks_exact(2)
+                .zip(labels)
+                .all(|(p, (n, v))| symbols.get(p[0]) == *n && symbols.get(p[1]) == *v)
     }
 
     /// Rebuilds the `Labels` of this series.
@@ -439,7 +432,12 @@ impl Stripe {
     }
 
     /// The series with exactly these labels.
-    pub(crate) fn find(&self, hash: u64, labels: &Labels, symbols: &Symbols) -> Option<SeriesRef> {
+    pub(crate) fn find(
+        &self,
+        hash: u64,
+        labels: &[(&str, &str)],
+        symbols: &Symbols,
+    ) -> Option<SeriesRef> {
         let r = *self.by_hash.get(&hash)?;
         if self.get(r).is_some_and(|s| s.labels_equal(labels, symbols)) {
             return Some(r);
@@ -516,6 +514,28 @@ impl Stripe {
         }
         Some(s)
     }
+}
+
+/// A label set's pairs, borrowed, so that hashing and comparing it walk
+/// (and UTF-8-check) the `Labels` encoding once.
+pub(crate) fn pairs(labels: &Labels) -> Vec<(&str, &str)> {
+    let mut v = Vec::with_capacity(16);
+    v.extend(labels.iter());
+    v
+}
+
+/// The head's hash of a label set: xxh3-64 over each name and value followed
+/// by 0xff (which no UTF-8 string contains), in one shot over `scratch`.
+/// Internal to a head (stripes and the series map), never persisted.
+pub(crate) fn pairs_hash(labels: &[(&str, &str)], scratch: &mut Vec<u8>) -> u64 {
+    scratch.clear();
+    for (n, v) in labels {
+        scratch.extend_from_slice(n.as_bytes());
+        scratch.push(0xff);
+        scratch.extend_from_slice(v.as_bytes());
+        scratch.push(0xff);
+    }
+    xxhash_rust::xxh3::xxh3_64(scratch)
 }
 
 /// The stripe a series of this labels hash lives in.
