@@ -1,1 +1,18 @@
-//! tidemark-scraper
+//! tidemark-scraper: Prometheus-compatible scraping.
+//!
+//! - [`parse`]: the Prometheus text and OpenMetrics parsers, content negotiation.
+//! - [`config`]: the scrape part of an unchanged `prometheus.yml`, plus the
+//!   per-job `tenant`.
+//! - [`relabel`]: `relabel_configs` / `metric_relabel_configs`, every action.
+//! - [`target`]: target labels, URL and the scraped-label merge.
+//! - [`scrape`]: the per-target scrape loop, its report series, staleness,
+//!   and the seams to the rest of tidemark ([`scrape::SampleSink`],
+//!   [`scrape::TargetOwnership`]).
+
+pub mod config;
+mod error;
+pub mod parse;
+pub mod relabel;
+pub mod target;
+
+pub use error::ScrapeError;
