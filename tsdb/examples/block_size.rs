@@ -66,7 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let tmp = tempfile::tempdir()?;
-    let mut w = BlockWriter::new();
+    // promtool's importer cuts chunks with a 4 h chunk range (twice its
+    // 2 h block duration); use the same to compare like with like.
+    let mut w = BlockWriter::new().with_chunk_range(4 * 3_600_000);
     for (l, s) in &data {
         w.add_samples(l.clone(), s)?;
     }

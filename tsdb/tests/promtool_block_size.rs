@@ -43,9 +43,11 @@ fn tidemark_block_matches_prometheus_block_for_the_same_data() {
         );
         return;
     };
-    let data = node_data::generate(2);
+    let data = node_data::generate(10);
     let tmp = tempfile::tempdir().unwrap();
-    let mut w = BlockWriter::new();
+    // promtool's importer cuts chunks with a 4 h chunk range (twice its
+    // 2 h block duration); use the same to compare like with like.
+    let mut w = BlockWriter::new().with_chunk_range(4 * 3_600_000);
     for (l, s) in &data {
         w.add_samples(l.clone(), s).unwrap();
     }

@@ -290,7 +290,8 @@ pub(crate) fn generate(hosts: usize) -> Vec<(Labels, Vec<Sample>)> {
         .map(|(labels, kind)| {
             let mut samples = Vec::with_capacity(SCRAPES as usize);
             let mut counter_ticks = rng.below(1 << 30);
-            let offset = rng.below(INTERVAL_MS as u64) as i64;
+            // Keep the last scrape (plus jitter) inside the 2 h block.
+            let offset = rng.below(INTERVAL_MS as u64 - 20) as i64;
             for i in 0..SCRAPES {
                 // Scrapes are a few milliseconds late, as in real Prometheus.
                 let mut t = START_MS + offset + i * INTERVAL_MS + rng.below(4) as i64;

@@ -98,7 +98,7 @@ fn merge_runs(runs: Vec<Vec<Sample>>, stats: &mut MergeStats) -> Vec<Sample> {
 /// the inputs are applied. A series found in one input only, with
 /// non-overlapping chunks and nothing deleted, keeps its chunks byte for
 /// byte; other series are decoded, merged and cut into new chunks of
-/// [`super::SAMPLES_PER_CHUNK`] samples.
+/// about [`super::SAMPLES_PER_CHUNK`] samples as Prometheus cuts them.
 ///
 /// Samples of one series with the same timestamp are kept once; when their
 /// values differ, a real value wins over a staleness marker, then the

@@ -31,7 +31,9 @@ pub use meta::{BlockCompaction, BlockDesc, BlockId, BlockMeta, BlockStats, META_
 pub use reader::{BlockReader, SeriesSamples};
 pub use source::{ByteSource, FileSource, MemSource};
 pub use tombstones::Tombstones;
-pub use writer::{BlockWriter, SAMPLES_PER_CHUNK, cut_chunks};
+pub use writer::{
+    BlockWriter, DEFAULT_CHUNK_RANGE, SAMPLES_PER_CHUNK, cut_chunks, cut_chunks_with_range,
+};
 
 /// The name of the index file in a block directory.
 pub const INDEX_FILENAME: &str = "index";

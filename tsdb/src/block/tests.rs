@@ -269,3 +269,42 @@ fn empty_block_with_explicit_range_is_valid() {
     assert!(r.select(&[], i64::MIN, i64::MAX).unwrap().is_empty());
     assert!(r.label_names().is_empty());
 }
+
+#[test]
+fn chunks_are_cut_like_prometheus_head() {
+    let counts = |samples: &[Sample], range| -> Vec<usize> {
+        cut_chunks_with_range(samples, range)
+            .unwrap()
+            .iter()
+            .map(|c| c.num_samples())
+            .collect()
+    };
+    // 2 h of 15 s scrapes from an aligned start: four chunks of 120, as
+    // promtool writes them.
+    let regular = samples(480, 1_700_006_400_000, 15_000, |i| i as f64);
+    assert_eq!(counts(&regular, DEFAULT_CHUNK_RANGE), vec![120; 4]);
+    assert_eq!(counts(&regular, 2 * DEFAULT_CHUNK_RANGE), vec![120; 4]);
+    // A chunk never crosses a multiple of the chunk range.
+    let across = samples(240, 1_700_006_400_000 - 3_600_000, 15_000, |_| 1.0);
+    let chunks = cut_chunks(&across).unwrap();
+    let mut t = 0;
+    for c in &chunks {
+        let s = c.samples().unwrap();
+        let (first, last) = (s[0].t, s[s.len() - 1].t);
+        assert_eq!(
+            first.div_euclid(DEFAULT_CHUNK_RANGE),
+            last.div_euclid(DEFAULT_CHUNK_RANGE),
+            "chunk [{first}, {last}] crosses a range boundary"
+        );
+        t += s.len();
+    }
+    assert_eq!(t, 240);
+    // Dense data is capped at twice the target.
+    let dense = samples(1000, 0, 1, |_| 0.0);
+    assert!(
+        counts(&dense, DEFAULT_CHUNK_RANGE)
+            .iter()
+            .all(|&n| n <= 240)
+    );
+    assert!(cut_chunks(&[Sample::new(2, 1.0), Sample::new(1, 1.0)]).is_err());
+}

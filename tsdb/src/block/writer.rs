@@ -14,8 +14,7 @@ use super::{ChunkMeta, INDEX_FILENAME};
 use crate::TsdbError;
 use crate::chunk::{XorAppender, XorChunk};
 
-/// Samples per chunk when a writer cuts chunks itself, as Prometheus's head
-/// aims for.
+/// The number of samples per chunk Prometheus's head aims for.
 pub const SAMPLES_PER_CHUNK: usize = 120;
 
 /// Collects series and writes them as one Prometheus-format block.
@@ -32,6 +31,7 @@ pub struct BlockWriter {
     time_range: Option<(i64, i64)>,
     compaction: Option<BlockCompaction>,
     max_segment_size: Option<u64>,
+    chunk_range: Option<i64>,
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TsdbError> {
@@ -77,6 +77,14 @@ impl BlockWriter {
         self
     }
 
+    /// The chunk range used to cut chunks from samples (2 h by default, as
+    /// Prometheus's head; `promtool tsdb create-blocks-from` uses twice its
+    /// block duration, 4 h by default).
+    pub fn with_chunk_range(mut self, ms: i64) -> Self {
+        self.chunk_range = Some(ms);
+        self
+    }
+
     /// Adds a series with encoded chunks (empty chunks are dropped). Chunks
     /// must not overlap in time; they are sorted by their first timestamp.
     pub fn add_chunks(&mut self, labels: Labels, chunks: Vec<XorChunk>) {
@@ -84,11 +92,13 @@ impl BlockWriter {
     }
 
     /// Adds a series from samples in strictly increasing time order,
-    /// cutting a chunk every [`SAMPLES_PER_CHUNK`] samples.
+    /// cutting chunks as Prometheus's head does ([`cut_chunks`]).
     pub fn add_samples(&mut self, labels: Labels, samples: &[Sample]) -> Result<(), TsdbError> {
-        let chunks = cut_chunks(samples).map_err(|e| TsdbError::InvalidBlockInput {
-            reason: format!("series {labels}: {e}"),
-        })?;
+        let range = self.chunk_range.unwrap_or(DEFAULT_CHUNK_RANGE);
+        let chunks =
+            cut_chunks_with_range(samples, range).map_err(|e| TsdbError::InvalidBlockInput {
+                reason: format!("series {labels}: {e}"),
+            })?;
         self.series.push((labels, chunks));
         Ok(())
     }
@@ -226,25 +236,81 @@ impl BlockWriter {
     }
 }
 
-/// Encodes samples into chunks of [`SAMPLES_PER_CHUNK`].
+/// The head chunk range Prometheus uses by default (2 h), which also bounds
+/// chunks: a chunk never spans a multiple of it.
+pub const DEFAULT_CHUNK_RANGE: i64 = 2 * 60 * 60 * 1000;
+
+/// The end of the chunk range holding `t` (Go's truncating division, as in
+/// Prometheus's `rangeForTimestamp`).
+fn range_end(t: i64, range: i64) -> i64 {
+    (t / range) * range + range
+}
+
+/// Prometheus's estimate, once a chunk holds a quarter of its target, of
+/// when to cut it so the rest of the chunk range splits into equal chunks.
+fn chunk_end_estimate(start: i64, cur: i64, max: i64) -> i64 {
+    let n = (max - start) / ((cur - start + 1) * 4);
+    if n <= 1 {
+        max
+    } else {
+        start + (max - start) / n
+    }
+}
+
+/// Encodes samples (strictly increasing timestamps) into chunks cut the way
+/// Prometheus's head cuts them with the default 2 h chunk range; see
+/// [`cut_chunks_with_range`].
 pub fn cut_chunks(samples: &[Sample]) -> Result<Vec<XorChunk>, TsdbError> {
+    cut_chunks_with_range(samples, DEFAULT_CHUNK_RANGE)
+}
+
+/// Encodes samples into chunks with the cutting policy of Prometheus 2.x's
+/// head: about [`SAMPLES_PER_CHUNK`] samples per chunk, estimated from the
+/// time the first quarter took so that chunks of a range come out equal in
+/// size, never crossing a multiple of `chunk_range`, and at most twice the
+/// target. With the same chunk range, the same samples therefore give the
+/// same chunks, byte for byte, as Prometheus writes (checked against
+/// `promtool tsdb create-blocks-from`, whose chunk range is 4 h).
+pub fn cut_chunks_with_range(
+    samples: &[Sample],
+    chunk_range: i64,
+) -> Result<Vec<XorChunk>, TsdbError> {
+    let chunk_range = chunk_range.max(1);
     let mut out = Vec::with_capacity(samples.len().div_ceil(SAMPLES_PER_CHUNK));
-    let mut last: Option<i64> = None;
-    for group in samples.chunks(SAMPLES_PER_CHUNK) {
-        let mut app = XorAppender::new();
-        for s in group {
-            if let Some(l) = last {
-                if s.t == l {
-                    return Err(TsdbError::DuplicateSample { t: s.t });
-                }
-                if s.t < l {
-                    return Err(TsdbError::OutOfOrderSample { t: s.t, last: l });
-                }
+    let mut app: Option<XorAppender> = None;
+    let mut next_at = i64::MAX;
+    let (mut c_min, mut c_max) = (0i64, 0i64);
+    for s in samples {
+        if let Some(a) = app.as_mut() {
+            if s.t == c_max {
+                return Err(TsdbError::DuplicateSample { t: s.t });
             }
-            app.append(s.t, s.v)?;
-            last = Some(s.t);
+            if s.t < c_max {
+                return Err(TsdbError::OutOfOrderSample {
+                    t: s.t,
+                    last: c_max,
+                });
+            }
+            let n = a.num_samples();
+            if n == SAMPLES_PER_CHUNK / 4 {
+                next_at = chunk_end_estimate(c_min, c_max, next_at);
+            }
+            if (s.t >= next_at || n >= 2 * SAMPLES_PER_CHUNK)
+                && let Some(done) = app.take()
+            {
+                out.push(done.into_chunk());
+            }
         }
-        out.push(app.into_chunk());
+        let a = app.get_or_insert_with(|| {
+            c_min = s.t;
+            next_at = range_end(s.t, chunk_range);
+            XorAppender::new()
+        });
+        a.append(s.t, s.v)?;
+        c_max = s.t;
+    }
+    if let Some(a) = app {
+        out.push(a.into_chunk());
     }
     Ok(out)
 }
