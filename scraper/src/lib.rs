@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 pub mod parse;
 pub mod relabel;
+pub mod scrape;
 pub mod target;
 
 pub use error::ScrapeError;
