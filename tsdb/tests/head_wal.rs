@@ -475,3 +475,50 @@ mod damaged_segments {
         }
     }
 }
+
+#[test]
+fn corrupt_checkpoint_is_refused_or_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let h = open(dir.path(), WalOptions::default());
+        write(&h, 0..30);
+        h.truncate(10_000).unwrap();
+        write(&h, 30..40);
+    }
+    let cp_dir = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("checkpoint.")
+        })
+        .unwrap();
+    let cp = cp_dir.join("00000000");
+    let mut bytes = std::fs::read(&cp).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&cp, &bytes).unwrap();
+    match Head::open(dir.path(), HeadOptions::default(), WalOptions::default()) {
+        Err(TsdbError::WalCorruption { segment, .. }) => assert_eq!(segment, cp),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    let opts = WalOptions {
+        repair: true,
+        ..WalOptions::default()
+    };
+    let (h, stats) = Head::open(dir.path(), HeadOptions::default(), opts).unwrap();
+    let rep = stats.repaired.unwrap();
+    assert_eq!(rep.segment, cp);
+    assert!(rep.offset as usize <= at);
+    // The series records come first in the checkpoint and survived; the
+    // samples after the damage are gone, the later segments are whole.
+    assert_eq!(all(&h).len(), 10);
+    for (_, samples) in all(&h) {
+        assert!(samples.iter().all(|s| s.t >= 10_000));
+        assert_eq!(samples.last().unwrap().t, 39_000);
+        assert!(samples.windows(2).all(|w| w[0].t < w[1].t));
+    }
+}

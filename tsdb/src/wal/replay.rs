@@ -80,11 +80,35 @@ pub(crate) fn replay(
                     )?,
                     Next::End => break,
                     Next::Bad { offset, reason, .. } => {
-                        return Err(TsdbError::WalCorruption {
+                        let reason = format!("in checkpoint: {reason}");
+                        if !opts.repair {
+                            return Err(TsdbError::WalCorruption {
+                                segment: path.clone(),
+                                offset,
+                                reason,
+                            });
+                        }
+                        // Keep what precedes the damage and go on with the
+                        // segments: samples of series whose record was lost
+                        // are skipped as unknown.
+                        let discarded = r.len() - offset;
+                        drop(r);
+                        truncate(path, offset)?;
+                        tracing::error!(
+                            segment = %path.display(),
+                            offset,
+                            reason,
+                            bytes_discarded = discarded,
+                            "repaired corrupt WAL checkpoint by truncating it; data after the corruption is lost"
+                        );
+                        stats.repaired = Some(RepairReport {
                             segment: path.clone(),
                             offset,
-                            reason: format!("in checkpoint: {reason}"),
+                            reason,
+                            bytes_discarded: discarded,
+                            segments_deleted: 0,
                         });
+                        break;
                     }
                 }
             }
