@@ -2,7 +2,7 @@
 //! matching, backed by a write-ahead log.
 //!
 //! Structure:
-//! - **Series** live in [`STRIPES`](series) stripes chosen by their labels
+//! - **Series** live in 1024 stripes chosen by their labels
 //!   hash, each behind its own `RwLock`; a [`SeriesRef`] encodes its stripe,
 //!   so an append to an existing series takes one stripe lock and no global
 //!   lock. A series holds closed XOR chunks (cut at

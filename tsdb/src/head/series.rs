@@ -1,10 +1,10 @@
 //! In-memory series: closed XOR chunks plus the chunk being appended, and
 //! the stripes that hold them.
 //!
-//! A series lives in the stripe chosen by its labels hash, and its ref
-//! encodes that stripe (`ref = local << STRIPE_BITS | stripe`), so both
+//! A series lives in the stripe chosen by its labels hash, in a slab slot;
+//! its ref encodes the stripe, the slot and the slot's generation, so both
 //! lookups (by labels on append, by ref on query) take one stripe lock and
-//! no global one.
+//! no global one, and a lookup by ref is an index.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

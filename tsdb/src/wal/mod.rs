@@ -3,12 +3,12 @@
 //! A directory of numbered segment files (at most
 //! [`WalOptions::segment_size`] bytes each, like Prometheus's 128 MiB) holding
 //! checksummed records of series (ref + labels) and samples (ref, t, v); see
-//! [`record`](self) for the byte layout. One append batch becomes one write
+//! `docs/tsdb-head-wal.md` for the byte layout. One append batch becomes one write
 //! of its framed records.
 //!
-//! Durability: [`Wal::log`] returns once the bytes are written to the file;
-//! [`Wal::wait_durable`] then applies the [`SyncPolicy`]. With
-//! [`SyncPolicy::Batch`] it returns after an fsync that covers the batch
+//! Durability: an append batch is acknowledged once its records are written
+//! to the file and the [`SyncPolicy`] is satisfied. With
+//! [`SyncPolicy::Batch`] the append returns after an fsync that covers it
 //! (concurrent appenders share one fsync: group commit). With
 //! [`SyncPolicy::Interval`] a background thread fsyncs every interval; a
 //! process crash loses nothing (the data is in the page cache) but a machine
