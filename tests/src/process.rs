@@ -1,0 +1,180 @@
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS hands out a free loopback port")
+}
+
+/// Where the `tidemark` binary under test is.
+pub fn tidemark_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TIDEMARK_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/tidemark
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let bin = profile_dir.join("tidemark");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bin tidemark` first or set TIDEMARK_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Builds a [`Process`]: flags beyond the listen addresses and data dir.
+pub struct ProcessBuilder {
+    args: Vec<String>,
+    data_dir: Option<PathBuf>,
+}
+
+impl ProcessBuilder {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Reuse a data directory (e.g. to restart a killed process on its data).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn start(self) -> Process {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = self.data_dir.unwrap_or_else(|| tmp.path().join("data"));
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let log_path = tmp.path().join("tidemark.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(tidemark_bin())
+            .arg(format!(
+                "--server.http-listen-address=127.0.0.1:{http_port}"
+            ))
+            .arg(format!(
+                "--server.grpc-listen-address=127.0.0.1:{grpc_port}"
+            ))
+            .arg(format!("--storage.data-dir={}", data_dir.display()))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("tidemark starts");
+        Process {
+            child: Some(child),
+            http_port,
+            grpc_port,
+            data_dir,
+            log_path,
+            _tmp: tmp,
+        }
+    }
+}
+
+/// A running `tidemark` process, killed on drop.
+pub struct Process {
+    child: Option<Child>,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Process {
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder {
+            args: Vec::new(),
+            data_dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    /// Waits until `/ready` answers 200; panics with the log if it never does.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let url = self.url("/ready");
+        let client = reqwest::blocking::Client::new();
+        let ok = wait_until(timeout, || {
+            client
+                .get(&url)
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        });
+        if !ok {
+            panic!(
+                "tidemark did not become ready in {timeout:?}; log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let pid = i32::try_from(child.id()).ok()?;
+        // SAFETY-free: libc::kill only sends a signal to our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGKILL, as a crashed machine would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
