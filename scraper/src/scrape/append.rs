@@ -74,7 +74,7 @@ pub struct ScrapeOutcome {
     pub scraped: u64,
     /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
     pub post_relabel: u64,
-    /// Series not present in the previous scrape (`scrape_series_added`).
+    /// Series not exposed by the previous scrape (`scrape_series_added`).
     pub series_added: u64,
     /// Why the scrape failed (`up` is 0), if it did.
     pub error: Option<ScrapeError>,
@@ -114,9 +114,8 @@ impl ScrapeState {
     ) -> ScrapeOutcome {
         self.iteration += 1;
         match self.collect(ctx, target, body, content_type, ts) {
-            Ok((mut samples, scraped, current)) => {
+            Ok((mut samples, scraped, series_added, current)) => {
                 let post_relabel = samples.len() as u64;
-                let series_added = current.difference(&self.previous).count() as u64;
                 for gone in self.previous.difference(&current) {
                     samples.push((gone.clone(), Sample::new(ts, STALE_NAN)));
                 }
@@ -164,11 +163,14 @@ impl ScrapeState {
         body: &[u8],
         content_type: Option<&str>,
         ts: i64,
-    ) -> Result<(Vec<(Labels, Sample)>, u64, HashSet<Labels>), ScrapeError> {
+    ) -> Result<(Vec<(Labels, Sample)>, u64, u64, HashSet<Labels>), ScrapeError> {
         let mut parser = Parser::new(body, Format::from_content_type(content_type));
         let mut samples = Vec::new();
         let mut current = HashSet::new();
         let mut scraped = 0u64;
+        // Series not in the cache, i.e. not exposed by the previous scrape
+        // (Prometheus counts `scrape_series_added` the same way).
+        let mut added = 0u64;
         while let Some(entry) = parser.next_entry()? {
             let Entry::Series(s) = entry else { continue };
             scraped += 1;
@@ -179,6 +181,7 @@ impl ScrapeState {
                 }
                 None => {
                     let labels = build_sample_labels(ctx, target, &s)?;
+                    added += u64::from(labels.is_some());
                     self.cache.insert(
                         s.raw.to_string(),
                         CacheEntry {
@@ -207,7 +210,7 @@ impl ScrapeState {
                 });
             }
         }
-        Ok((samples, scraped, current))
+        Ok((samples, scraped, added, current))
     }
 }
 

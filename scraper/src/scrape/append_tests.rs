@@ -32,7 +32,7 @@ fn samples_get_target_and_external_labels() {
     let mut st = ScrapeState::new();
     let o = st.append(&c, &target(), BODY.as_bytes(), Some("text/plain"), 5000);
     assert!(o.error.is_none());
-    assert_eq!((o.scraped, o.post_relabel, o.series_added), (3, 3, 2));
+    assert_eq!((o.scraped, o.post_relabel, o.series_added), (3, 3, 3));
     let a = find(&o.samples, "a_total");
     assert_eq!(
         a[0].0.to_string(),
@@ -160,7 +160,7 @@ fn report_series_and_end_of_run() {
             ("scrape_duration_seconds".to_string(), 0.25),
             ("scrape_samples_scraped".to_string(), 3.0),
             ("scrape_samples_post_metric_relabeling".to_string(), 3.0),
-            ("scrape_series_added".to_string(), 2.0),
+            ("scrape_series_added".to_string(), 3.0),
         ]
     );
     assert_eq!(

@@ -27,6 +27,7 @@ pub struct ScrapeLoop {
     fetcher: Fetcher,
     state: ScrapeState,
     seed: u64,
+    last_error: Option<String>,
 }
 
 impl ScrapeLoop {
@@ -48,11 +49,18 @@ impl ScrapeLoop {
             fetcher,
             state: ScrapeState::new(),
             seed,
+            last_error: None,
         }
     }
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Why the last scrape failed (`None` after a successful one), for the
+    /// targets page and logs.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     /// One scrape stamped `ts`: the scraped samples, staleness markers and
@@ -81,6 +89,7 @@ impl ScrapeLoop {
             Err(e) => self.state.failed(ts, e),
         };
         let duration = started.elapsed().as_secs_f64();
+        self.last_error = outcome.error.as_ref().map(ToString::to_string);
         if let Some(e) = &outcome.error {
             tracing::debug!(job = %self.ctx.job_name, target = %self.target.url, tenant = %self.tenant, error = %e, "scrape failed");
         }
