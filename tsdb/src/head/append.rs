@@ -1,18 +1,21 @@
 //! Appending batches to the head.
 //!
-//! One call: (1) resolve every series of the batch under the index read
-//! lock, (2) create the missing ones under the index write lock, logging
-//! their series record to the WAL there, (3) append the samples series by
-//! series under stripe locks while encoding the accepted ones into a
-//! thread-local WAL buffer, (4) write that buffer as one samples record and
-//! wait for it to be durable per the sync policy. Only then does the call
-//! return: a sample counted in [`AppendResult::samples_written`] is in the WAL.
+//! One call: (1) under the index read lock, resolve every series of the
+//! batch and, for those that exist, append the samples right away under
+//! their stripe lock, encoding the accepted ones into a thread-local WAL
+//! buffer; (2) create the missing series under the index write lock,
+//! logging their series record to the WAL there; (3) append the entries
+//! left over (new series, or series another call holds, see below);
+//! (4) write the buffer as one samples record and wait for it to be durable
+//! per the sync policy. Only then does the call return: a sample counted in
+//! [`AppendResult::samples_written`] is in the WAL.
 //!
-//! WAL order per series: series appended to in (3) are stamped with the
-//! call's WAL ticket, pending until (4) wrote their samples; a concurrent
-//! call meeting a pending stamp waits for it (see [`super::tickets`]), so
-//! each series' samples reach the WAL in the order they entered memory and
-//! replay never sees them out of order.
+//! WAL order per series: series appended to are stamped with the call's WAL
+//! ticket, pending until (4) wrote their samples. Step (1) defers a series
+//! stamped by another pending call; step (3) waits for it (see
+//! [`super::tickets`]), so each series' samples reach the WAL in the order
+//! they entered memory and replay never sees them out of order. Nothing
+//! waits on a ticket while holding the index lock.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -85,6 +88,23 @@ fn give_buf(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, mut v: Vec<u8
     give(key, v);
 }
 
+/// Time range and memory change of one call's appends.
+struct BatchAcc {
+    delta: isize,
+    min_t: i64,
+    max_t: i64,
+}
+
+impl Default for BatchAcc {
+    fn default() -> Self {
+        BatchAcc {
+            delta: 0,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+        }
+    }
+}
+
 /// The samples record being built by one call.
 struct PendingRecord {
     buf: Vec<u8>,
@@ -121,63 +141,11 @@ impl Head {
         let mut result = AppendResult::default();
         let mut refs: Vec<Option<SeriesRef>> = Vec::with_capacity(batch.len());
         let mut hashes: Vec<u64> = Vec::with_capacity(batch.len());
+        // Entries left for `commit`: series to create, or held by another
+        // call's unlogged samples.
+        let mut later: Vec<usize> = Vec::new();
         let mut missing: Vec<usize> = Vec::new();
         let min_valid = self.min_valid_time.load(Ordering::Acquire);
-        {
-            let mut label_pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
-            let mut scratch: Vec<u8> = Vec::with_capacity(512);
-            let index = self.index.read();
-            for (i, (labels, samples)) in batch.iter().enumerate() {
-                label_pairs.clear();
-                label_pairs.extend(labels.iter());
-                let hash = pairs_hash(&label_pairs, &mut scratch);
-                hashes.push(hash);
-                if samples.is_empty() {
-                    refs.push(None);
-                    continue;
-                }
-                if labels.is_empty() {
-                    result.samples_refused += samples.len();
-                    result.refused.push(RefusedSeries {
-                        index: i,
-                        samples: samples.len(),
-                        error: TsdbError::EmptyLabels,
-                    });
-                    refs.push(None);
-                    continue;
-                }
-                if let Some(last) = samples.last()
-                    && samples.iter().all(|s| s.t < min_valid)
-                {
-                    // Nothing to store: do not create a series for it.
-                    result.samples_refused += samples.len();
-                    result.refused.push(RefusedSeries {
-                        index: i,
-                        samples: samples.len(),
-                        error: TsdbError::HeadOutOfBounds {
-                            series: labels.clone(),
-                            t: last.t,
-                            min_valid,
-                        },
-                    });
-                    refs.push(None);
-                    continue;
-                }
-                let r = self.stripes[stripe_of_hash(hash)].read().find(
-                    hash,
-                    &label_pairs,
-                    &index.symbols,
-                );
-                if r.is_none() {
-                    missing.push(i);
-                }
-                refs.push(r);
-            }
-        }
-        if !missing.is_empty() {
-            result.series_created = self.create_series(batch, &hashes, &missing, &mut refs)?;
-        }
-
         let mut ticket = self.wal.as_ref().map(|_| self.tickets.issue());
         let base_t = batch.iter().find_map(|(_, s)| s.first()).map_or(0, |s| s.t);
         let mut rec = PendingRecord {
@@ -187,129 +155,256 @@ impl Head {
         };
         rec.reset();
         let mut accepted = take(&ACCEPTED);
-        let res = self.commit(
-            batch,
-            &hashes,
-            &mut refs,
-            &mut ticket,
-            &mut rec,
-            &mut accepted,
-            &mut result,
-        );
-        let res = res.and_then(|()| self.flush(&mut rec, &mut ticket));
+        let mut acc = BatchAcc::default();
+        let res = (|| {
+            {
+                // Fast path: resolve and append in one stripe lock per
+                // series. Nothing here waits on another call, so holding the
+                // index read lock cannot deadlock with series creation.
+                let mut label_pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
+                let mut scratch: Vec<u8> = Vec::with_capacity(512);
+                let index = self.index.read();
+                for (i, (labels, samples)) in batch.iter().enumerate() {
+                    label_pairs.clear();
+                    label_pairs.extend(labels.iter());
+                    let hash = pairs_hash(&label_pairs, &mut scratch);
+                    hashes.push(hash);
+                    refs.push(None);
+                    if samples.is_empty() {
+                        continue;
+                    }
+                    if labels.is_empty() {
+                        result.samples_refused += samples.len();
+                        result.refused.push(RefusedSeries {
+                            index: i,
+                            samples: samples.len(),
+                            error: TsdbError::EmptyLabels,
+                        });
+                        continue;
+                    }
+                    if let Some(last) = samples.last()
+                        && samples.iter().all(|s| s.t < min_valid)
+                    {
+                        // Nothing to store: do not create a series for it.
+                        result.samples_refused += samples.len();
+                        result.refused.push(RefusedSeries {
+                            index: i,
+                            samples: samples.len(),
+                            error: TsdbError::HeadOutOfBounds {
+                                series: labels.clone(),
+                                t: last.t,
+                                min_valid,
+                            },
+                        });
+                        continue;
+                    }
+                    let mut stripe = self.stripes[stripe_of_hash(hash)].write();
+                    let Some(r) = stripe.find(hash, &label_pairs, &index.symbols) else {
+                        missing.push(i);
+                        later.push(i);
+                        continue;
+                    };
+                    refs[i] = Some(r);
+                    let Some(s) = stripe.get_mut(r) else {
+                        later.push(i);
+                        continue;
+                    };
+                    // Entries of a deferred series stay in batch order.
+                    if self.held_by_other(s, &ticket)
+                        || (!later.is_empty() && later.iter().any(|&j| refs[j] == Some(r)))
+                    {
+                        later.push(i);
+                        continue;
+                    }
+                    self.append_series(
+                        s,
+                        &ticket,
+                        i,
+                        labels,
+                        samples,
+                        min_valid,
+                        &mut accepted,
+                        &mut acc,
+                        &mut result,
+                    );
+                    drop(stripe);
+                    self.log_group(r, &accepted, &mut rec, &mut ticket)?;
+                }
+            }
+            if !missing.is_empty() {
+                result.series_created = self.create_series(batch, &hashes, &missing, &mut refs)?;
+            }
+            for &i in &later {
+                self.commit(
+                    batch,
+                    &hashes,
+                    &mut refs,
+                    i,
+                    min_valid,
+                    &mut ticket,
+                    &mut rec,
+                    &mut accepted,
+                    &mut acc,
+                    &mut result,
+                )?;
+            }
+            self.flush(&mut rec, &mut ticket)
+        })();
         // Retires the ticket, on errors too, so no other call waits forever.
         drop(ticket);
         give_buf(&WAL_BUF, rec.buf);
         give(&ACCEPTED, accepted);
+        self.series_bytes.fetch_add(acc.delta, Ordering::Relaxed);
+        if acc.min_t <= acc.max_t {
+            self.min_time.fetch_min(acc.min_t, Ordering::Relaxed);
+            self.max_time.fetch_max(acc.max_t, Ordering::Relaxed);
+        }
         res?;
         if let Some(wal) = &self.wal
             && rec.pos > 0
         {
             wal.wait_durable(rec.pos)?;
         }
+        if !later.is_empty() {
+            result.refused.sort_by_key(|r| r.index);
+        }
         self.count(&result);
         Ok(result)
     }
 
+    /// Whether another call holds samples of `s` in memory that are not yet
+    /// in the WAL.
+    fn held_by_other(&self, s: &MemSeries, ticket: &Option<Ticket<'_>>) -> bool {
+        ticket.as_ref().is_some_and(|t| t.id != s.wal_ticket)
+            && self.tickets.is_pending(s.wal_ticket)
+    }
+
+    /// Appends one entry's samples to its series (stripe lock held by the
+    /// caller), leaving the accepted ones in `accepted`.
+    #[allow(clippy::too_many_arguments)]
+    fn append_series(
+        &self,
+        s: &mut MemSeries,
+        ticket: &Option<Ticket<'_>>,
+        i: usize,
+        labels: &Labels,
+        samples: &[Sample],
+        min_valid: i64,
+        accepted: &mut Vec<Sample>,
+        acc: &mut BatchAcc,
+        result: &mut AppendResult,
+    ) {
+        accepted.clear();
+        let mut first_error: Option<TsdbError> = None;
+        let mut refused = 0usize;
+        for smp in samples {
+            if smp.t < min_valid {
+                refused += 1;
+                first_error.get_or_insert_with(|| TsdbError::HeadOutOfBounds {
+                    series: labels.clone(),
+                    t: smp.t,
+                    min_valid,
+                });
+                continue;
+            }
+            match s.append(*smp, self.chunk_opts) {
+                Ok(d) => {
+                    acc.delta += d;
+                    accepted.push(*smp);
+                }
+                Err(Refusal::Duplicate) => result.samples_duplicate += 1,
+                Err(refusal) => {
+                    refused += 1;
+                    first_error.get_or_insert_with(|| refusal_error(refusal, labels, smp.t));
+                }
+            }
+        }
+        if let Some(t) = ticket.as_ref()
+            && !accepted.is_empty()
+        {
+            s.wal_ticket = t.id;
+        }
+        if let (Some(first), Some(last)) = (accepted.first(), accepted.last()) {
+            acc.min_t = acc.min_t.min(first.t);
+            acc.max_t = acc.max_t.max(last.t);
+            result.samples_written += accepted.len();
+        }
+        if let Some(error) = first_error {
+            result.samples_refused += refused;
+            result.refused.push(RefusedSeries {
+                index: i,
+                samples: refused,
+                error,
+            });
+        }
+    }
+
+    /// Encodes the accepted samples of series `r` into the pending record,
+    /// writing it out when it grew large.
+    fn log_group(
+        &self,
+        r: SeriesRef,
+        accepted: &[Sample],
+        rec: &mut PendingRecord,
+        ticket: &mut Option<Ticket<'_>>,
+    ) -> Result<(), TsdbError> {
+        if self.wal.is_none() || accepted.is_empty() {
+            return Ok(());
+        }
+        encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
+        if rec.buf.len() > SPLIT_RECORD_BYTES {
+            self.flush(rec, ticket)?;
+        }
+        Ok(())
+    }
+
+    /// The slow path for entry `i`: its series was just created, truncated
+    /// away since it was resolved, or held by another call's unlogged
+    /// samples (then this call logs its own pending samples and waits).
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
         batch: &[(Labels, Vec<Sample>)],
         hashes: &[u64],
         refs: &mut [Option<SeriesRef>],
+        i: usize,
+        min_valid: i64,
         ticket: &mut Option<Ticket<'_>>,
         rec: &mut PendingRecord,
         accepted: &mut Vec<Sample>,
+        acc: &mut BatchAcc,
         result: &mut AppendResult,
     ) -> Result<(), TsdbError> {
-        let min_valid = self.min_valid_time.load(Ordering::Acquire);
-        let logging = self.wal.is_some();
-        let mut delta = 0isize;
-        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (i, (labels, samples)) in batch.iter().enumerate() {
-            let Some(mut r) = refs[i] else { continue };
-            let mut first_error: Option<TsdbError> = None;
-            let mut refused = 0usize;
-            accepted.clear();
-            loop {
-                let mut stripe = self.stripes[stripe_of_ref(r)].write();
-                let Some(s) = stripe.get_mut(r) else {
-                    // Truncated away since it was resolved: create it again.
-                    drop(stripe);
-                    refs[i] = None;
-                    result.series_created += self.create_series(batch, hashes, &[i], refs)?;
-                    r = match refs[i] {
-                        Some(r) => r,
-                        None => break,
-                    };
-                    continue;
+        let (labels, samples) = &batch[i];
+        let Some(mut r) = refs[i] else { return Ok(()) };
+        loop {
+            let mut stripe = self.stripes[stripe_of_ref(r)].write();
+            let Some(s) = stripe.get_mut(r) else {
+                // Truncated away since it was resolved: create it again.
+                drop(stripe);
+                refs[i] = None;
+                result.series_created += self.create_series(batch, hashes, &[i], refs)?;
+                r = match refs[i] {
+                    Some(r) => r,
+                    None => return Ok(()),
                 };
+                continue;
+            };
+            if self.held_by_other(s, ticket) {
+                // Another call has samples of this series in memory but not
+                // yet in the WAL: let it write them first.
                 let stamp = s.wal_ticket;
-                if ticket.as_ref().is_some_and(|t| t.id != stamp) && self.tickets.is_pending(stamp)
-                {
-                    // Another call has samples of this series in memory but
-                    // not yet in the WAL: let it write them first.
-                    drop(stripe);
-                    self.flush(rec, ticket)?;
-                    self.tickets.wait(stamp);
-                    continue;
-                }
-                for smp in samples {
-                    if smp.t < min_valid {
-                        refused += 1;
-                        first_error.get_or_insert_with(|| TsdbError::HeadOutOfBounds {
-                            series: labels.clone(),
-                            t: smp.t,
-                            min_valid,
-                        });
-                        continue;
-                    }
-                    match s.append(*smp, self.chunk_opts) {
-                        Ok(d) => {
-                            delta += d;
-                            accepted.push(*smp);
-                        }
-                        Err(Refusal::Duplicate) => result.samples_duplicate += 1,
-                        Err(refusal) => {
-                            refused += 1;
-                            first_error
-                                .get_or_insert_with(|| refusal_error(refusal, labels, smp.t));
-                        }
-                    }
-                }
-                if let Some(t) = ticket.as_ref()
-                    && !accepted.is_empty()
-                {
-                    s.wal_ticket = t.id;
-                }
-                break;
+                drop(stripe);
+                self.flush(rec, ticket)?;
+                self.tickets.wait(stamp);
+                continue;
             }
-            if let (Some(first), Some(last)) = (accepted.first(), accepted.last()) {
-                min_t = min_t.min(first.t);
-                max_t = max_t.max(last.t);
-                result.samples_written += accepted.len();
-                if logging {
-                    encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
-                    if rec.buf.len() > SPLIT_RECORD_BYTES {
-                        self.flush(rec, ticket)?;
-                    }
-                }
-            }
-            if let Some(error) = first_error {
-                result.samples_refused += refused;
-                result.refused.push(RefusedSeries {
-                    index: i,
-                    samples: refused,
-                    error,
-                });
-            }
+            self.append_series(
+                s, ticket, i, labels, samples, min_valid, accepted, acc, result,
+            );
+            break;
         }
-        self.series_bytes.fetch_add(delta, Ordering::Relaxed);
-        if min_t <= max_t {
-            self.min_time.fetch_min(min_t, Ordering::Relaxed);
-            self.max_time.fetch_max(max_t, Ordering::Relaxed);
-        }
-        Ok(())
+        self.log_group(r, accepted, rec, ticket)
     }
 
     /// Writes the pending samples record to the WAL and renews the ticket
