@@ -93,7 +93,9 @@ impl IndexReader {
         let sym_bytes = read_section(src.as_ref(), toc.symbols)?;
         let mut d = Decbuf::new(&sym_bytes, toc.symbols + 4, &path);
         let n = d.be32()?;
-        let mut symbols = Vec::with_capacity(n as usize);
+        // Each symbol takes at least one byte: bound what a corrupt count
+        // can make us allocate.
+        let mut symbols = Vec::with_capacity((n as usize).min(d.remaining()));
         for _ in 0..n {
             symbols.push(d.uvarint_str()?.to_owned());
         }

@@ -308,3 +308,73 @@ fn chunks_are_cut_like_prometheus_head() {
     );
     assert!(cut_chunks(&[Sample::new(2, 1.0), Sample::new(1, 1.0)]).is_err());
 }
+
+mod corrupt_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn block_bytes() -> (Vec<u8>, Vec<u8>) {
+        static BYTES: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+        BYTES.get_or_init(write_block).clone()
+    }
+
+    fn write_block() -> (Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BlockWriter::new();
+        for i in 0..5 {
+            let l = labels(&[("__name__", "m"), ("i", &i.to_string())]);
+            w.add_samples(l, &samples(150, 0, 15_000, |k| (k * i) as f64))
+                .unwrap();
+        }
+        let meta = w.write(dir.path()).unwrap();
+        let b = dir.path().join(meta.ulid.to_string());
+        (
+            std::fs::read(b.join(INDEX_FILENAME)).unwrap(),
+            std::fs::read(b.join("chunks").join("000001")).unwrap(),
+        )
+    }
+
+    /// Reads everything a query would read; must not panic whatever the bytes.
+    fn read_all(index: Vec<u8>, chunks: Vec<u8>) {
+        let Ok(ix) = IndexReader::open(Box::new(MemSource::new(index, "index"))) else {
+            return;
+        };
+        let Ok(cr) = ChunkReader::new(vec![Box::new(MemSource::new(chunks, "000001"))]) else {
+            return;
+        };
+        let _ = ix.label_names();
+        let Ok(refs) = ix.all_postings() else { return };
+        for r in refs {
+            if let Ok(s) = ix.series(r) {
+                for m in s.chunks {
+                    if let Ok(c) = cr.chunk(m.chunk_ref) {
+                        let _ = c.samples();
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn mutated_index_and_chunks_never_panic(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            in_index in any::<bool>(),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            let (mut index, mut chunks) = block_bytes();
+            let target = if in_index { &mut index } else { &mut chunks };
+            for (pos, x) in flips {
+                let n = target.len();
+                target[pos % n] ^= x | 1;
+            }
+            if let Some(c) = cut {
+                let n = target.len();
+                target.truncate(c % n);
+            }
+            read_all(index, chunks);
+        }
+    }
+}
