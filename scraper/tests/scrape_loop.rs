@@ -290,3 +290,93 @@ async fn scrapes_real_node_exporter() {
     assert!(scraped > 100.0, "only {scraped} samples");
     assert!(!series(&batch, "node_exporter_build_info").is_empty());
 }
+
+/// Accepts targets whose URL contains the given port only.
+struct OwnPort(u16);
+
+impl tidemark_scraper::scrape::TargetOwnership for OwnPort {
+    fn owns(&self, target: &tidemark_scraper::target::Target) -> bool {
+        target.url.contains(&format!(":{}/", self.0))
+    }
+}
+
+#[tokio::test]
+async fn manager_applies_reloads_and_refuses_bad_configs() {
+    use tidemark_scraper::scrape::ScrapeManager;
+
+    let (p1, _) = server(Arc::new(Mutex::new(ok_reply("a 1\n")))).await;
+    let (p2, _) = server(Arc::new(Mutex::new(ok_reply("b 1\n")))).await;
+    let yaml = |targets: &str| {
+        format!(
+            "global:\n  scrape_interval: 1s\nrule_files: [x.yml]\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [{targets}]\n"
+        )
+    };
+    let sink = Arc::new(MemorySink::new());
+    let mut m = ScrapeManager::new(
+        Arc::clone(&sink),
+        Arc::new(tidemark_scraper::scrape::OwnAll),
+        TenantId::new("default").unwrap(),
+        7,
+    )
+    .unwrap();
+    let r = m
+        .apply_yaml(&yaml(&format!("'127.0.0.1:{p1}', '127.0.0.1:{p2}'")))
+        .unwrap();
+    assert_eq!((r.started, r.stopped), (2, 0));
+    assert_eq!(m.running(), 2);
+
+    // A bad config is refused with the field path; the loops keep running.
+    let err = m
+        .apply_yaml("scrape_configs:\n  - job_name: app\n    scrape_timeout: 2m\n")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("scrape_configs[0].scrape_timeout"),
+        "{err}"
+    );
+    assert_eq!(m.running(), 2);
+
+    // Unchanged targets are kept, removed ones stopped.
+    let r = m.apply_yaml(&yaml(&format!("'127.0.0.1:{p1}'"))).unwrap();
+    assert_eq!((r.started, r.stopped, r.kept), (0, 1, 1));
+    assert_eq!(
+        m.targets(),
+        vec![("app".to_string(), format!("http://127.0.0.1:{p1}/metrics"))]
+    );
+
+    // target_limit refuses the whole job.
+    let limited = format!(
+        "{}    target_limit: 1\n",
+        yaml(&format!("'127.0.0.1:{p1}', '127.0.0.1:{p2}'"))
+    );
+    let r = m.apply_yaml(&limited).unwrap();
+    assert_eq!(r.errors.len(), 1);
+    assert!(r.errors[0].to_string().contains("target_limit"));
+    assert_eq!(m.running(), 0);
+
+    // Ownership: only the targets the ring gives this scraper.
+    let mut m2 = ScrapeManager::new(
+        Arc::new(MemorySink::new()),
+        Arc::new(OwnPort(p2)),
+        TenantId::new("t").unwrap(),
+        7,
+    )
+    .unwrap();
+    let r = m2
+        .apply_yaml(&yaml(&format!("'127.0.0.1:{p1}', '127.0.0.1:{p2}'")))
+        .unwrap();
+    assert_eq!((r.started, r.not_owned), (1, 1));
+    m2.shutdown().await;
+
+    m.shutdown().await;
+    // The stopped loop for p2 wrote its staleness markers.
+    let stale_b = sink
+        .batches()
+        .iter()
+        .flat_map(|b| b.samples.clone())
+        .any(|(l, s)| {
+            l.metric_name() == Some("up")
+                && l.get("instance") == Some(&format!("127.0.0.1:{p2}"))
+                && is_stale_nan(s.v)
+        });
+    assert!(stale_b, "no end-of-run markers for the removed target");
+}

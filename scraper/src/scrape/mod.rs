@@ -9,6 +9,7 @@
 
 mod append;
 mod http;
+mod manager;
 mod run;
 pub mod schedule;
 
@@ -19,6 +20,7 @@ use tidemark_model::{Labels, Sample, TenantId};
 
 pub use append::{JobContext, ScrapeOutcome, ScrapeState, report_samples};
 pub use http::{AuthConfig, FetchedBody, Fetcher};
+pub use manager::{ApplyReport, ScrapeManager};
 pub use run::ScrapeLoop;
 
 use crate::ScrapeError;

@@ -1,0 +1,232 @@
+//! The scraper service: turns a prometheus.yml into running scrape loops
+//! and keeps them in step with config reloads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tidemark_model::TenantId;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::append::JobContext;
+use super::http::Fetcher;
+use super::run::ScrapeLoop;
+use super::{SampleSink, TargetOwnership};
+use crate::ScrapeError;
+use crate::config::PrometheusConfig;
+use crate::relabel::Relabeler;
+use crate::target::{Built, Target, TargetGroup, build_target};
+
+struct Running {
+    job: String,
+    url: String,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// What a config apply changed, and the targets that could not be used.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub started: usize,
+    pub stopped: usize,
+    pub kept: usize,
+    /// Targets dropped by `relabel_configs`.
+    pub dropped: usize,
+    /// Targets owned by another scraper.
+    pub not_owned: usize,
+    /// Invalid targets and jobs over their `target_limit`.
+    pub errors: Vec<ScrapeError>,
+}
+
+/// Owns one scrape loop per (job, target) this scraper is responsible for.
+///
+/// [`ScrapeManager::apply_yaml`] validates first: a bad config is refused
+/// with the path of the bad field and the running loops stay as they are.
+/// Loops whose target (or job config) disappeared are stopped, which makes
+/// them write staleness markers; unchanged ones keep running undisturbed.
+pub struct ScrapeManager<S: SampleSink, O: TargetOwnership> {
+    sink: Arc<S>,
+    ownership: Arc<O>,
+    fetcher: Fetcher,
+    default_tenant: TenantId,
+    seed: u64,
+    config: Option<PrometheusConfig>,
+    loops: HashMap<u64, Running>,
+    /// Cancelled loops still writing their staleness markers.
+    stopping: Vec<Running>,
+}
+
+impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
+    /// `seed` spreads this scraper's schedule (e.g. a hash of its instance id).
+    pub fn new(
+        sink: Arc<S>,
+        ownership: Arc<O>,
+        default_tenant: TenantId,
+        seed: u64,
+    ) -> Result<Self, ScrapeError> {
+        Ok(ScrapeManager {
+            sink,
+            ownership,
+            fetcher: Fetcher::new()?,
+            default_tenant,
+            seed,
+            config: None,
+            loops: HashMap::new(),
+            stopping: Vec::new(),
+        })
+    }
+
+    /// The config currently applied.
+    pub fn config(&self) -> Option<&PrometheusConfig> {
+        self.config.as_ref()
+    }
+
+    /// Number of running scrape loops.
+    pub fn running(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// (job, URL) of every running loop, sorted.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .loops
+            .values()
+            .map(|r| (r.job.clone(), r.url.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Parses, validates and applies a prometheus.yml. Must run inside a
+    /// Tokio runtime (it spawns the loops).
+    pub fn apply_yaml(&mut self, yaml: &str) -> Result<ApplyReport, ScrapeError> {
+        let cfg = PrometheusConfig::from_yaml(yaml)?;
+        Ok(self.apply(cfg))
+    }
+
+    /// Applies an already validated config.
+    pub fn apply(&mut self, cfg: PrometheusConfig) -> ApplyReport {
+        cfg.log_ignored();
+        let mut report = ApplyReport::default();
+        let mut desired: HashMap<u64, (Target, Arc<JobContext>)> = HashMap::new();
+        for job in &cfg.scrape_configs {
+            for (kind, n) in [
+                ("file_sd_configs", job.file_sd_configs.len()),
+                ("http_sd_configs", job.http_sd_configs.len()),
+                ("kubernetes_sd_configs", job.kubernetes_sd_configs.len()),
+            ] {
+                if n > 0 {
+                    tracing::warn!(job = %job.job_name, discovery = kind, "discovery configured but not running yet; its targets are not scraped");
+                }
+            }
+            let ctx = Arc::new(JobContext::new(job, &cfg.global));
+            let relabel: Vec<Relabeler> = job
+                .relabel_configs
+                .iter()
+                .cloned()
+                .map(Relabeler::new)
+                .collect();
+            // The job's whole config is part of each loop's identity, so any
+            // change to the job restarts its loops with the new settings.
+            let job_fingerprint = {
+                // Discovery sections only change the target set, not how a
+                // target is scraped.
+                let mut settings = job.clone();
+                settings.static_configs.clear();
+                settings.file_sd_configs.clear();
+                settings.http_sd_configs.clear();
+                settings.kubernetes_sd_configs.clear();
+                xxhash_rust::xxh3::xxh3_64(format!("{settings:?}{:?}", cfg.global.external_labels).as_bytes())
+            };
+            let mut job_targets = Vec::new();
+            for (gi, sc) in job.static_configs.iter().enumerate() {
+                let group =
+                    TargetGroup::from_static(format!("static/{gi}"), &sc.targets, &sc.labels);
+                for t in &group.targets {
+                    match build_target(job, &relabel, t, &group.labels) {
+                        Ok(Built::Target(target)) => job_targets.push(target),
+                        Ok(Built::Dropped(_)) => report.dropped += 1,
+                        Err(e) => report.errors.push(e),
+                    }
+                }
+            }
+            if let Some(limit) = job.target_limit.filter(|&l| l > 0)
+                && job_targets.len() as u64 > limit
+            {
+                report.errors.push(ScrapeError::LimitExceeded {
+                    what: "target limit",
+                    setting: "target_limit",
+                    limit,
+                    actual: job_targets.len() as u64,
+                });
+                continue;
+            }
+            for target in job_targets {
+                if !self.ownership.owns(&target) {
+                    report.not_owned += 1;
+                    continue;
+                }
+                let key = target.hash() ^ job_fingerprint.rotate_left(17);
+                desired.insert(key, (target, Arc::clone(&ctx)));
+            }
+        }
+        let stale: Vec<u64> = self
+            .loops
+            .keys()
+            .filter(|k| !desired.contains_key(k))
+            .copied()
+            .collect();
+        for k in stale {
+            if let Some(r) = self.loops.remove(&k) {
+                r.cancel.cancel();
+                self.stopping.push(r);
+                report.stopped += 1;
+            }
+        }
+        self.stopping.retain(|r| !r.handle.is_finished());
+        for (key, (target, ctx)) in desired {
+            if self.loops.contains_key(&key) {
+                report.kept += 1;
+                continue;
+            }
+            let job = ctx.job_name.clone();
+            let url = target.url.clone();
+            let cancel = CancellationToken::new();
+            let l = ScrapeLoop::new(
+                target,
+                ctx,
+                self.default_tenant.clone(),
+                self.fetcher.clone(),
+                self.seed,
+            );
+            let handle = tokio::spawn(l.run(Arc::clone(&self.sink), cancel.clone()));
+            tracing::info!(job = %job, target = %url, "scrape loop started");
+            self.loops.insert(
+                key,
+                Running {
+                    job,
+                    url,
+                    cancel,
+                    handle,
+                },
+            );
+            report.started += 1;
+        }
+        self.config = Some(cfg);
+        report
+    }
+
+    /// Stops every loop (each writes its staleness markers) and waits.
+    pub async fn shutdown(mut self) {
+        let mut loops: Vec<Running> = self.loops.drain().map(|(_, r)| r).collect();
+        loops.append(&mut self.stopping);
+        for r in &loops {
+            r.cancel.cancel();
+        }
+        for r in loops {
+            if let Err(e) = r.handle.await {
+                tracing::warn!(job = %r.job, target = %r.url, error = %e, "scrape loop ended abnormally");
+            }
+        }
+    }
+}
