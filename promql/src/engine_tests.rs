@@ -224,3 +224,55 @@ async fn duration_expressions_resolve_before_parsing() {
         .unwrap();
     assert_eq!(vector(r.value)[0].1, 4.0);
 }
+
+/// A storage that records the hints of every select and returns nothing.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<SelectHints>>);
+
+#[async_trait::async_trait]
+impl Queryable for Recorder {
+    async fn select(
+        &self,
+        hints: &SelectHints,
+        _: &[tidemark_model::Matcher],
+    ) -> Result<Vec<Series>, StorageError> {
+        self.0.lock().unwrap().push(hints.clone());
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn storage_is_asked_for_exactly_the_range_the_query_reads() {
+    let r = Recorder::default();
+    let e = Engine::default();
+    // Range query 1h..2h: rate over 5m, offset 10m, plus a subquery of 30m.
+    e.range_query(
+        &r,
+        "rate(a[5m] offset 10m) + max_over_time(b[30m:1m]) + c @ 100",
+        3_600_000,
+        7_200_000,
+        60_000,
+    )
+    .await
+    .unwrap();
+    let hints = r.0.lock().unwrap().clone();
+    assert_eq!(hints.len(), 3);
+    // a: (start - 10m - 5m, end - 10m]
+    assert_eq!(
+        (hints[0].start, hints[0].end),
+        (3_600_000 - 900_000 + 1, 7_200_000 - 600_000)
+    );
+    assert_eq!(hints[0].range, 300_000);
+    assert_eq!(hints[0].func.as_deref(), Some("rate"));
+    // b inside the subquery: lookback before the subquery's first step.
+    assert_eq!(
+        (hints[1].start, hints[1].end),
+        (3_600_000 - 1_800_000 - 300_000 + 1, 7_200_000)
+    );
+    // c @ 100: only around t = 100s, whatever the query range.
+    assert_eq!(
+        (hints[2].start, hints[2].end),
+        (100_000 - 300_000 + 1, 100_000)
+    );
+    assert!(hints.iter().all(|h| h.step == 60_000));
+}
