@@ -17,6 +17,13 @@ pub enum ScrapeError {
         labels: String,
         message: String,
     },
+    /// A discovery source (e.g. a file_sd file) could not be read.
+    #[error("job {job:?}: discovery source {origin}: {message}")]
+    Discovery {
+        job: String,
+        origin: String,
+        message: String,
+    },
     /// The body could not be parsed; the target is marked down with this.
     #[error("parse error: {0}")]
     Parse(#[from] ParseError),

@@ -4,12 +4,14 @@
 //! - [`config`]: the scrape part of an unchanged `prometheus.yml`, plus the
 //!   per-job `tenant`.
 //! - [`relabel`]: `relabel_configs` / `metric_relabel_configs`, every action.
+//! - [`discovery`]: target groups from `static_configs` and `file_sd_configs` files.
 //! - [`target`]: target labels, URL and the scraped-label merge.
 //! - [`scrape`]: the per-target scrape loop, its report series, staleness,
 //!   and the seams to the rest of tidemark ([`scrape::SampleSink`],
 //!   [`scrape::TargetOwnership`]).
 
 pub mod config;
+pub mod discovery;
 mod error;
 pub mod parse;
 pub mod relabel;

@@ -380,3 +380,34 @@ async fn manager_applies_reloads_and_refuses_bad_configs() {
         });
     assert!(stale_b, "no end-of-run markers for the removed target");
 }
+
+#[tokio::test]
+async fn file_sd_targets_follow_the_file() {
+    use tidemark_scraper::scrape::ScrapeManager;
+
+    let (p1, _) = server(Arc::new(Mutex::new(ok_reply("a 1\n")))).await;
+    let (p2, _) = server(Arc::new(Mutex::new(ok_reply("b 1\n")))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.json");
+    std::fs::write(&file, format!(r#"[{{"targets": ["127.0.0.1:{p1}"]}}]"#)).unwrap();
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: f\n    scrape_interval: 1s\n    file_sd_configs:\n      - files: ['{}/*.json']\n",
+        dir.path().display()
+    );
+    let mut m = ScrapeManager::new(
+        Arc::new(MemorySink::new()),
+        Arc::new(tidemark_scraper::scrape::OwnAll),
+        TenantId::new("t").unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(m.apply_yaml(&yaml).unwrap().started, 1);
+    std::fs::write(&file, format!(r#"[{{"targets": ["127.0.0.1:{p2}"]}}]"#)).unwrap();
+    let r = m.refresh_discovery().unwrap();
+    assert_eq!((r.started, r.stopped), (1, 1));
+    assert_eq!(
+        m.targets(),
+        vec![("f".to_string(), format!("http://127.0.0.1:{p2}/metrics"))]
+    );
+    m.shutdown().await;
+}

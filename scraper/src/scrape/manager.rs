@@ -14,8 +14,9 @@ use super::run::ScrapeLoop;
 use super::{SampleSink, TargetOwnership};
 use crate::ScrapeError;
 use crate::config::PrometheusConfig;
+use crate::discovery::job_target_groups;
 use crate::relabel::Relabeler;
-use crate::target::{Built, Target, TargetGroup, build_target};
+use crate::target::{Built, Target, build_target};
 
 struct Running {
     job: String,
@@ -111,7 +112,6 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
         let mut desired: HashMap<u64, (Target, Arc<JobContext>)> = HashMap::new();
         for job in &cfg.scrape_configs {
             for (kind, n) in [
-                ("file_sd_configs", job.file_sd_configs.len()),
                 ("http_sd_configs", job.http_sd_configs.len()),
                 ("kubernetes_sd_configs", job.kubernetes_sd_configs.len()),
             ] {
@@ -136,12 +136,14 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
                 settings.file_sd_configs.clear();
                 settings.http_sd_configs.clear();
                 settings.kubernetes_sd_configs.clear();
-                xxhash_rust::xxh3::xxh3_64(format!("{settings:?}{:?}", cfg.global.external_labels).as_bytes())
+                xxhash_rust::xxh3::xxh3_64(
+                    format!("{settings:?}{:?}", cfg.global.external_labels).as_bytes(),
+                )
             };
+            let (groups, discovery_errors) = job_target_groups(job);
+            report.errors.extend(discovery_errors);
             let mut job_targets = Vec::new();
-            for (gi, sc) in job.static_configs.iter().enumerate() {
-                let group =
-                    TargetGroup::from_static(format!("static/{gi}"), &sc.targets, &sc.labels);
+            for group in &groups {
                 for t in &group.targets {
                     match build_target(job, &relabel, t, &group.labels) {
                         Ok(Built::Target(target)) => job_targets.push(target),
@@ -214,6 +216,14 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
         }
         self.config = Some(cfg);
         report
+    }
+
+    /// Re-reads discovery sources (file_sd files) under the current config
+    /// and starts/stops loops for targets that appeared or went away. Call it
+    /// every `refresh_interval`; unchanged targets keep running.
+    pub fn refresh_discovery(&mut self) -> Option<ApplyReport> {
+        let cfg = self.config.clone()?;
+        Some(self.apply(cfg))
     }
 
     /// Stops every loop (each writes its staleness markers) and waits.
