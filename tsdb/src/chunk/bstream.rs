@@ -39,62 +39,51 @@ impl BitWriter {
 
     #[inline]
     pub(crate) fn write_bit(&mut self, bit: bool) {
-        self.write_small(u8::from(bit), 1);
+        self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `n` (< 8) bits of `v` as Go's bit-by-bit loop does.
-    #[inline]
-    fn write_small(&mut self, v: u8, n: u32) {
-        if n == 0 {
-            return;
-        }
-        if self.free == 0 {
-            self.buf.push(0);
-            self.free = 8;
-        }
-        let v = v & ((1u8 << n) - 1);
-        let last = self.buf.len() - 1;
-        if n <= self.free {
-            self.buf[last] |= v << (self.free - n);
-            self.free -= n;
-        } else {
-            let rest = n - self.free;
-            self.buf[last] |= v >> rest;
-            self.buf.push(v << (8 - rest));
-            self.free = 8 - rest;
-        }
-    }
-
-    /// Writes the low `n` bits of `v` (`n` in 0..=64): whole bytes first,
-    /// then the remaining bits, as Go's `writeBits`.
+    /// Writes the low `n` bits of `v` (`n` in 0..=64).
+    ///
+    /// The bytes are the plain MSB-first packing; Go's quirk only decides
+    /// whether an empty byte follows: its `writeBits` writes whole bytes
+    /// first, and a whole byte written at a byte boundary leaves one, so a
+    /// write of a multiple of 8 bits starting on a boundary ends with it.
     #[inline]
     pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
         if n == 0 {
             return;
         }
-        let mut n = n;
+        let aligned = self.free == 0 || self.free == 8;
         let mut v = v << (64 - n);
-        while n >= 8 {
-            self.write_byte((v >> 56) as u8);
+        let mut rem = n;
+        if self.free > 0 {
+            let take = rem.min(self.free);
+            if let Some(last) = self.buf.last_mut() {
+                *last |= ((v >> (64 - take)) as u8) << (self.free - take);
+            }
+            v = if take == 64 { 0 } else { v << take };
+            rem -= take;
+            self.free -= take;
+        }
+        while rem >= 8 {
+            self.buf.push((v >> 56) as u8);
             v <<= 8;
-            n -= 8;
+            rem -= 8;
         }
-        if n > 0 {
-            self.write_small((v >> (64 - n)) as u8, n);
+        if rem > 0 {
+            self.buf.push((v >> 56) as u8);
+            self.free = 8 - rem;
         }
-    }
-
-    /// Writes a whole byte; at a byte boundary this leaves an empty
-    /// trailing byte, exactly as Go's `writeByte`.
-    #[inline]
-    pub(crate) fn write_byte(&mut self, b: u8) {
-        if self.free == 0 {
+        if aligned && n.is_multiple_of(8) {
             self.buf.push(0);
             self.free = 8;
         }
-        let last = self.buf.len() - 1;
-        self.buf[last] |= ((u16::from(b)) >> (8 - self.free)) as u8;
-        self.buf.push(((u16::from(b)) << self.free) as u8);
+    }
+
+    /// Writes a whole byte, as Go's `writeByte`.
+    #[inline]
+    pub(crate) fn write_byte(&mut self, b: u8) {
+        self.write_bits(u64::from(b), 8);
     }
 }
 
@@ -103,7 +92,7 @@ impl BitWriter {
 /// Reads past the end yield zero bits instead of failing on every call: the
 /// caller checks [`BitReader::overrun`] once per decoded sample, which keeps
 /// the hot path free of per-read bounds branches.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct BitReader<'a> {
     data: &'a [u8],
     /// Position in bits from the start of `data`.

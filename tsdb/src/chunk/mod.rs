@@ -7,6 +7,7 @@
 
 mod bstream;
 mod xor;
+mod xor_iter;
 
 pub use xor::{MAX_SAMPLES_PER_CHUNK, XorAppender, XorChunk, XorIter};
 

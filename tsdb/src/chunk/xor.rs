@@ -21,13 +21,14 @@
 
 use tidemark_model::Sample;
 
-use super::bstream::{BitReader, BitWriter};
+use super::bstream::BitWriter;
+pub use super::xor_iter::XorIter;
 use crate::TsdbError;
 
 /// The most samples one chunk can count in its 2-byte header.
 pub const MAX_SAMPLES_PER_CHUNK: usize = u16::MAX as usize;
 
-const HEADER_SIZE: usize = 2;
+pub(super) const HEADER_SIZE: usize = 2;
 
 /// An encoded XOR chunk: the exact bytes Prometheus stores (header included).
 #[derive(Clone, PartialEq, Eq)]
@@ -97,13 +98,7 @@ impl XorChunk {
     /// Appends all samples to `out`, failing on corrupt data (samples
     /// decoded before the corruption stay in `out`).
     pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), TsdbError> {
-        let mut it = self.iter();
-        out.reserve(self.num_samples());
-        out.extend(&mut it);
-        match it.take_error() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        super::xor_iter::decode_into(&self.bytes, out)
     }
 
     /// Decodes the whole chunk and returns its first and last timestamps
@@ -179,13 +174,14 @@ impl XorAppender {
         if let Some(e) = it.take_error() {
             return Err(e);
         }
-        let (leading, trailing) = if it.window_set {
-            (it.leading, it.trailing)
+        let st = it.state();
+        let (leading, trailing) = if st.window_set {
+            (st.leading, st.trailing)
         } else {
             (NO_LEADING, 0)
         };
-        let (t_delta, bit_len) = (it.t_delta, it.br.position());
-        let num = it.total;
+        let (t_delta, bit_len) = (st.t_delta, st.bit_position);
+        let num = st.total;
         drop(it);
         Ok(XorAppender {
             w: BitWriter::resume(chunk.into_bytes(), bit_len),
@@ -331,284 +327,6 @@ fn write_uvarint(w: &mut BitWriter, mut x: u64) {
         x >>= 7;
     }
     w.write_byte(x as u8);
-}
-
-/// Iterator over the samples of a chunk.
-///
-/// Corrupt data ends the iteration early; [`XorIter::error`] then says why.
-/// Readers of untrusted chunks must check it (or use [`XorChunk::samples`]).
-#[derive(Debug)]
-pub struct XorIter<'a> {
-    br: BitReader<'a>,
-    total: u16,
-    read: u16,
-    t: i64,
-    v: u64,
-    t_delta: u64,
-    leading: u8,
-    trailing: u8,
-    window_set: bool,
-    /// Set when corrupt data ended the iteration.
-    failed: bool,
-    error: Option<TsdbError>,
-}
-
-impl<'a> XorIter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        let total = match bytes {
-            [a, b, ..] => u16::from_be_bytes([*a, *b]),
-            _ => 0,
-        };
-        XorIter {
-            br: BitReader::new(bytes, HEADER_SIZE * 8),
-            total,
-            read: 0,
-            t: 0,
-            v: 0,
-            t_delta: 0,
-            leading: 0,
-            trailing: 0,
-            window_set: false,
-            failed: false,
-            error: None,
-        }
-    }
-
-    /// Why iteration stopped early, if the chunk is corrupt.
-    pub fn error(&self) -> Option<&TsdbError> {
-        self.error.as_ref()
-    }
-
-    /// Takes the corruption error, if any.
-    pub fn take_error(&mut self) -> Option<TsdbError> {
-        self.error.take()
-    }
-
-    /// Moves to the first sample with timestamp `>= t`, at or after the
-    /// sample returned last (like Prometheus's `Seek`, a seek never moves
-    /// backwards), and returns it. `next()` continues after it.
-    pub fn seek(&mut self, t: i64) -> Option<Sample> {
-        // The sample returned last is the decoder state itself.
-        if self.read > 0 && !self.failed && self.t >= t {
-            return Some(Sample {
-                t: self.t,
-                v: f64::from_bits(self.v),
-            });
-        }
-        self.by_ref().find(|s| s.t >= t)
-    }
-
-    fn fail(&mut self, reason: String) -> Option<Sample> {
-        self.error = Some(TsdbError::CorruptChunk { reason });
-        self.read = self.total;
-        self.failed = true;
-        None
-    }
-
-    fn read_uvarint(&mut self) -> Option<u64> {
-        let mut x = 0u64;
-        let mut shift = 0u32;
-        for _ in 0..10 {
-            let b = self.br.read_bits(8);
-            x |= (b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(x);
-            }
-            shift += 7;
-        }
-        None
-    }
-
-    #[inline(always)]
-    fn read_value(&mut self) -> Result<(), BadWindow> {
-        let w = self.br.peek64();
-        if w >> 63 == 0 {
-            self.br.skip(1);
-            return Ok(());
-        }
-        let (leading, sig) = if (w >> 62) & 1 == 0 {
-            self.br.skip(2);
-            (
-                u32::from(self.leading),
-                64 - u32::from(self.leading) - u32::from(self.trailing),
-            )
-        } else {
-            let leading = ((w >> 57) & 0x1f) as u32;
-            let mut sig = ((w >> 51) & 0x3f) as u32;
-            if sig == 0 {
-                sig = 64;
-            }
-            self.br.skip(13);
-            if leading + sig > 64 {
-                return Err(BadWindow { leading, sig });
-            }
-            self.leading = leading as u8;
-            self.trailing = (64 - leading - sig) as u8;
-            self.window_set = true;
-            (leading, sig)
-        };
-        let bits = self.br.read_bits(sig);
-        self.v ^= bits << (64 - leading - sig);
-        Ok(())
-    }
-
-    /// Decodes sample 3 onwards from the window `w` at the current
-    /// position: the delta of deltas and, when the window still holds them,
-    /// the value bits, so most samples take one or two loads.
-    #[inline(always)]
-    fn read_dod_and_value(&mut self, w: u64) -> Result<(), BadWindow> {
-        let (consumed, dod) = match w.leading_ones() {
-            0 => (1u32, 0i64),
-            1 => (16, sign_extend((w >> 48) & 0x3fff, 14)),
-            2 => (20, sign_extend((w >> 44) & 0x1_ffff, 17)),
-            3 => (24, sign_extend((w >> 40) & 0xf_ffff, 20)),
-            _ => return self.read_wide_dod_and_value(),
-        };
-        self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
-        self.t = self.t.wrapping_add(self.t_delta as i64);
-        // At least 57 - 24 = 33 bits of `w` are still stream bits.
-        let v = w << consumed;
-        if v >> 63 == 0 {
-            self.br.skip(consumed + 1);
-            return Ok(());
-        }
-        if (v >> 62) & 1 == 0 {
-            if self.window_set {
-                let trailing = u32::from(self.trailing);
-                let sig = 64 - u32::from(self.leading) - trailing;
-                if consumed + 2 + sig <= 57 {
-                    let bits = (v << 2) >> (64 - sig);
-                    self.br.skip(consumed + 2 + sig);
-                    self.v ^= bits << trailing;
-                    return Ok(());
-                }
-            }
-        } else {
-            // A new window: 5 bits of leading zeros, 6 of length, then bits.
-            let leading = ((v >> 57) & 0x1f) as u32;
-            let sig = ((v >> 51) & 0x3f) as u32;
-            if sig != 0 && consumed + 13 + sig <= 57 && leading + sig <= 64 {
-                let trailing = 64 - leading - sig;
-                let bits = (v << 13) >> (64 - sig);
-                self.br.skip(consumed + 13 + sig);
-                self.leading = leading as u8;
-                self.trailing = trailing as u8;
-                self.window_set = true;
-                self.v ^= bits << trailing;
-                return Ok(());
-            }
-        }
-        self.br.skip(consumed);
-        self.read_value()
-    }
-
-    #[cold]
-    fn read_wide_dod_and_value(&mut self) -> Result<(), BadWindow> {
-        self.br.skip(4);
-        let dod = self.br.read_bits(64) as i64;
-        self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
-        self.t = self.t.wrapping_add(self.t_delta as i64);
-        self.read_value()
-    }
-
-    /// The first two samples (varint encoded) and the end of the chunk.
-    #[cold]
-    #[inline(never)]
-    fn next_head(&mut self) -> Option<Sample> {
-        if self.read >= self.total {
-            return None;
-        }
-        if self.read == 0 {
-            let Some(zz) = self.read_uvarint() else {
-                return self.fail("first timestamp varint is too long".into());
-            };
-            self.t = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
-            self.v = self.br.read_bits(64);
-        } else {
-            let Some(d) = self.read_uvarint() else {
-                return self.fail("second timestamp delta varint is too long".into());
-            };
-            self.t_delta = d;
-            self.t = self.t.wrapping_add(d as i64);
-            if let Err(r) = self.read_value() {
-                return self.fail(r.to_string());
-            }
-        }
-        self.finish_sample()
-    }
-
-    #[inline(always)]
-    fn finish_sample(&mut self) -> Option<Sample> {
-        if self.br.overrun() {
-            return self.fail_overrun();
-        }
-        self.read += 1;
-        Some(Sample {
-            t: self.t,
-            v: f64::from_bits(self.v),
-        })
-    }
-
-    #[cold]
-    fn fail_overrun(&mut self) -> Option<Sample> {
-        let n = self.read;
-        let total = self.total;
-        self.fail(format!("data ends inside sample {n} of {total} announced"))
-    }
-}
-
-/// A value window that does not fit 64 bits (corrupt data). Small and
-/// `Copy` so the decoding hot path returns it in registers.
-#[derive(Debug, Clone, Copy)]
-struct BadWindow {
-    leading: u32,
-    sig: u32,
-}
-
-impl std::fmt::Display for BadWindow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "value window of {} leading zeros and {} significant bits exceeds 64 bits",
-            self.leading, self.sig
-        )
-    }
-}
-
-/// Reads an `n`-bit delta-of-delta: values above `2^(n-1)` are negative.
-#[inline(always)]
-fn sign_extend(bits: u64, n: u32) -> i64 {
-    if bits > (1u64 << (n - 1)) {
-        bits as i64 - (1i64 << n)
-    } else {
-        bits as i64
-    }
-}
-
-impl Iterator for XorIter<'_> {
-    type Item = Sample;
-
-    #[inline]
-    fn next(&mut self) -> Option<Sample> {
-        if self.read < 2 || self.read >= self.total {
-            return self.next_head();
-        }
-        let w = self.br.peek64();
-        if w >> 62 == 0 {
-            // Delta of deltas 0 and an unchanged value: regular scrapes of
-            // a value that did not move, two bits.
-            self.br.skip(2);
-            self.t = self.t.wrapping_add(self.t_delta as i64);
-        } else if let Err(r) = self.read_dod_and_value(w) {
-            return self.fail(r.to_string());
-        }
-        self.finish_sample()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = usize::from(self.total - self.read);
-        (0, Some(left))
-    }
 }
 
 #[cfg(test)]
