@@ -16,7 +16,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tidemark_model::Labels;
+use tidemark_scraper::config::PrometheusConfig;
 use tidemark_scraper::parse::{Entry, Format, Parser};
+use tidemark_scraper::scrape::{JobContext, ScrapeState};
 
 fn synthesized() -> Vec<u8> {
     let mut s = String::new();
@@ -174,6 +177,27 @@ fn bench(c: &mut Criterion) {
             b.iter(|| count(black_box(&om), Format::OpenMetrics))
         });
     }
+    g.finish();
+
+    // The whole append path of a steady-state scrape: parse, series cache
+    // hits, staleness bookkeeping (label building only on the first scrape).
+    let cfg = PrometheusConfig::from_yaml("scrape_configs:\n  - job_name: node\n").unwrap();
+    let ctx = JobContext::new(&cfg.scrape_configs[0], &cfg.global);
+    let target = Labels::from_pairs([("job", "node"), ("instance", "localhost:9100")]).unwrap();
+    let mut state = ScrapeState::new();
+    state.append(&ctx, &target, &body, Some("text/plain"), 0);
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(samples as u64));
+    let mut ts = 0;
+    g.bench_function(format!("steady_state/{name}"), |b| {
+        b.iter(|| {
+            ts += 15_000;
+            state
+                .append(&ctx, &target, black_box(&body), Some("text/plain"), ts)
+                .samples
+                .len()
+        })
+    });
     g.finish();
 }
 

@@ -85,7 +85,8 @@ pub enum Entry<'p> {
         metric: Escaped<'p>,
         unit: &'p str,
     },
-    /// Any other comment line (text format only), without the `#`.
+    /// Any other comment line (text format only), without the `#` and
+    /// leading blanks; empty when the comment is not valid UTF-8.
     Comment(&'p str),
 }
 

@@ -128,6 +128,8 @@ fn text_format_leniency_matches_prometheus() {
     );
     // `#` without a blank, or a keyword without a blank after it, is a comment.
     assert_eq!(text("#TYPE m counter\n# HELPER x\n").unwrap().len(), 2);
+    // Comments are not inspected: invalid UTF-8 there does not fail the body.
+    assert_eq!(parse_all(b"# caf\xe9\nm 1\n", None).unwrap().len(), 2);
     assert!(matches!(
         text("# TYPE m untyped\n").unwrap()[0],
         OwnedEntry::Type {

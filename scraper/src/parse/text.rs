@@ -96,10 +96,10 @@ impl<'a> TextParser<'a> {
                 return self.metadata(false);
             }
         }
-        let start = self.cur.take_until(|b| b == b'\n');
-        let text = self
-            .cur
-            .str(text_start.min(start), self.cur.pos, "comment")?;
+        self.cur.take_until(|b| b == b'\n');
+        // Prometheus does not look inside comments: one that is not UTF-8 is
+        // passed on with empty text rather than failing the scrape.
+        let text = std::str::from_utf8(&self.cur.buf[text_start..self.cur.pos]).unwrap_or("");
         if !self.cur.at_end() {
             self.cur.bump();
         }
