@@ -8,7 +8,8 @@
 //!
 //! What is accepted follows Prometheus's own parsers (`promparse.go`,
 //! `openmetricsparse.go`): the text format allows blanks between tokens,
-//! blank lines and free comments, and needs a final line feed; OpenMetrics
+//! blank lines and free comments, and takes the end of the body as the end
+//! of the last line (Prometheus appends a line feed before lexing); OpenMetrics
 //! is strict about spacing, needs `# EOF`, takes timestamps in seconds and
 //! allows an exemplar after a sample (parsed, checked, then ignored).
 //! Quoted UTF-8 names (`{"my.metric", a="b"}`) are read by both.

@@ -140,6 +140,38 @@ fn text_format_leniency_matches_prometheus() {
 }
 
 #[test]
+fn text_format_edges_like_prometheus() {
+    // The last line may lack its line feed (Prometheus appends one).
+    assert_eq!(
+        text("a 1\nb 2").unwrap(),
+        vec![series("a", &[], 1.0, None), series("b", &[], 2.0, None)]
+    );
+    assert_eq!(
+        text("a 1 1000").unwrap(),
+        vec![series("a", &[], 1.0, Some(1000))]
+    );
+    assert_eq!(text("# HELP a x").unwrap().len(), 1);
+    // NUL is fine inside label values and HELP text, and ends the body at
+    // the start of a line; elsewhere it is an error.
+    let got = text("# HELP m with\0nul\nm{v=\"a\0b\"} 1\n\0junk").unwrap();
+    assert_eq!(got[1], series("m", &[("v", "a\0b")], 1.0, None));
+    assert_eq!(got.len(), 2);
+    assert!(text("m\0 1\n").is_err());
+    assert!(text("m 0 1\0\n").is_err());
+    // A tab may separate `#` and the keyword; a bare `#` is a comment.
+    assert!(matches!(
+        text("#\tTYPE m gauge\n#\n").unwrap()[..],
+        [OwnedEntry::Type { .. }, OwnedEntry::Comment(_)]
+    ));
+    // Timestamps are digits only; underscores and hex floats are refused.
+    assert!(text("m 0 1_2\n").is_err());
+    assert!(text("m 1_2\n").is_err());
+    assert!(text("m 0x1p-3\n").is_err());
+    assert!(text("m{a='b'} 1\n").is_err());
+    assert!(text("m{=\"b\"} 1\n").is_err());
+}
+
+#[test]
 fn text_format_errors_name_line_and_expectation() {
     let err = text("ok 1\nfoo{a=\"b\" 1\n").unwrap_err();
     assert_eq!(err.line, 2);
@@ -161,8 +193,12 @@ fn text_format_errors_name_line_and_expectation() {
         "line 1: expected sample value, found line break"
     );
 
-    let err = text("foo 1").unwrap_err();
-    assert!(err.to_string().contains("found end of input"), "{err}");
+    let err = text("foo").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected sample value, found end of input"),
+        "{err}"
+    );
 
     let err = text("foo abc\n").unwrap_err();
     assert!(matches!(err.kind, ParseErrorKind::InvalidValue { .. }));

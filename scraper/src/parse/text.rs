@@ -128,10 +128,8 @@ impl<'a> TextParser<'a> {
         }
         let start = self.cur.take_until(|b| b == b'\n');
         let text = self.cur.str(start, self.cur.pos, "HELP text")?;
-        if self.cur.at_end() {
-            return Err(self.cur.expected("line break after metadata"));
-        }
-        self.cur.bump();
+        // The line feed, or the end of the body (see `series`).
+        self.cur.eat(b"\n");
         if help {
             return Ok(Step::Entry(Entry::Help {
                 metric,
@@ -207,14 +205,19 @@ impl<'a> TextParser<'a> {
             })?);
             self.cur.skip_blanks();
         }
-        if self.cur.peek() != Some(b'\n') {
-            return Err(self.cur.expected(if timestamp_ms.is_some() {
-                "line break after timestamp"
-            } else {
-                "timestamp or line break after value"
-            }));
+        // Prometheus appends a line feed to every text body before lexing,
+        // so the last line may end at the end of the body.
+        match self.cur.peek() {
+            Some(b'\n') => self.cur.bump(),
+            None => {}
+            Some(_) => {
+                return Err(self.cur.expected(if timestamp_ms.is_some() {
+                    "line break after timestamp"
+                } else {
+                    "timestamp or line break after value"
+                }));
+            }
         }
-        self.cur.bump();
         Ok(Step::Series(SeriesHead {
             raw,
             name,
