@@ -276,3 +276,15 @@ async fn storage_is_asked_for_exactly_the_range_the_query_reads() {
     );
     assert!(hints.iter().all(|h| h.step == 60_000));
 }
+
+#[test]
+fn query_futures_can_move_across_threads() {
+    // The HTTP layer runs queries on a multi-threaded runtime.
+    fn assert_send<T: Send>(_: &T) {}
+    let s = MemStore::new();
+    let e = Engine::default();
+    let f = e.instant_query(&s, "up", 0);
+    assert_send(&f);
+    let g = e.range_query(&s, "up", 0, 60_000, 15_000);
+    assert_send(&g);
+}

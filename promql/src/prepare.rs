@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use tidemark_model::{MatchOp, Matcher};
@@ -360,8 +361,9 @@ pub(crate) fn convert_matchers(ms: &[PMatcher]) -> Result<Vec<Matcher>, PromqlEr
         .collect()
 }
 
-/// Runs the storage reads, stopping at the deadline, on cancellation, or
-/// when the fetched samples exceed the query's limit.
+/// Runs the storage reads concurrently, stopping at the deadline, on
+/// cancellation, or as soon as the fetched samples exceed the query's limit
+/// (dropping the reads still in flight).
 pub(crate) async fn fetch(
     q: &dyn Queryable,
     plan: Vec<SelectReq>,
@@ -369,38 +371,46 @@ pub(crate) async fn fetch(
 ) -> Result<Fetched, PromqlError> {
     let mut fetched = Fetched::default();
     let deadline = tokio::time::Instant::from_std(ctx.deadline);
-    for req in plan {
-        let mut merged: Vec<Series> = Vec::new();
-        let multi = req.matcher_sets.len() > 1;
+    let mut results: Vec<Vec<Series>> = plan.iter().map(|_| Vec::new()).collect();
+    let mut pending = FuturesUnordered::new();
+    for (idx, req) in plan.iter().enumerate() {
         for set in &req.matcher_sets {
-            let fut = q.select(&req.hints, set);
-            let res = tokio::select! {
-                biased;
-                _ = ctx.cancel.cancelled() => return Err(PromqlError::Canceled { phase: "query preparation" }),
-                r = tokio::time::timeout_at(deadline, fut) => r,
-            };
-            let series = match res {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(PromqlError::Timeout {
-                        phase: "query preparation",
-                        timeout: ctx.timeout,
-                    });
-                }
-            };
-            for s in series {
-                if multi && merged.iter().any(|m| m.labels == s.labels) {
-                    continue;
-                }
-                fetched.total_samples += s.samples.len();
-                if fetched.total_samples > ctx.max_samples {
-                    return Err(PromqlError::TooManySamples {
-                        limit: ctx.max_samples,
-                    });
-                }
-                merged.push(s);
-            }
+            pending.push(async move { (idx, q.select(&req.hints, set).await) });
         }
+    }
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => return Err(PromqlError::Canceled { phase: "query preparation" }),
+            r = tokio::time::timeout_at(deadline, pending.next()) => r,
+        };
+        let (idx, res) = match next {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(PromqlError::Timeout {
+                    phase: "query preparation",
+                    timeout: ctx.timeout,
+                });
+            }
+        };
+        let multi = plan[idx].matcher_sets.len() > 1;
+        let merged = &mut results[idx];
+        for s in res? {
+            if multi && merged.iter().any(|m| m.labels == s.labels) {
+                continue;
+            }
+            fetched.total_samples += s.samples.len();
+            if fetched.total_samples > ctx.max_samples {
+                return Err(PromqlError::TooManySamples {
+                    limit: ctx.max_samples,
+                });
+            }
+            merged.push(s);
+        }
+    }
+    drop(pending);
+    for (req, mut merged) in plan.iter().zip(results) {
         // Deterministic order, as Prometheus's series sets are sorted.
         merged.sort_by(|a, b| a.labels.cmp(&b.labels));
         fetched.sets.insert(req.key, merged);
