@@ -102,12 +102,16 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
     /// Tokio runtime (it spawns the loops).
     pub fn apply_yaml(&mut self, yaml: &str) -> Result<ApplyReport, ScrapeError> {
         let cfg = PrometheusConfig::from_yaml(yaml)?;
+        cfg.log_ignored();
         Ok(self.apply(cfg))
     }
 
     /// Applies an already validated config.
     pub fn apply(&mut self, cfg: PrometheusConfig) -> ApplyReport {
-        cfg.log_ignored();
+        self.apply_inner(cfg, true)
+    }
+
+    fn apply_inner(&mut self, cfg: PrometheusConfig, log_unsupported: bool) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut desired: HashMap<u64, (Target, Arc<JobContext>)> = HashMap::new();
         for job in &cfg.scrape_configs {
@@ -115,7 +119,7 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
                 ("http_sd_configs", job.http_sd_configs.len()),
                 ("kubernetes_sd_configs", job.kubernetes_sd_configs.len()),
             ] {
-                if n > 0 {
+                if n > 0 && log_unsupported {
                     tracing::warn!(job = %job.job_name, discovery = kind, "discovery configured but not running yet; its targets are not scraped");
                 }
             }
@@ -223,7 +227,7 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
     /// every `refresh_interval`; unchanged targets keep running.
     pub fn refresh_discovery(&mut self) -> Option<ApplyReport> {
         let cfg = self.config.clone()?;
-        Some(self.apply(cfg))
+        Some(self.apply_inner(cfg, false))
     }
 
     /// Stops every loop (each writes its staleness markers) and waits.
