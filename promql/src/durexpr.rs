@@ -747,6 +747,26 @@ mod tests {
         assert!(rewrite_text("info(m)", CTX).is_none());
     }
 
+    proptest::proptest! {
+        /// The rewrite runs on untrusted query text before the parser: it
+        /// must never panic, whatever the bytes.
+        #[test]
+        fn rewrite_never_panics(q in "[a-z0-9_ {}()\\[\\]:,.@+*/%^\"'=~!#-]{0,40}|\\PC{0,20}") {
+            let _ = rewrite(&q, CTX);
+            let _ = crate::parse_error::describe(&q, "invalid promql query");
+        }
+
+        #[test]
+        fn rewrite_never_panics_on_query_shapes(
+            sel in "(m|x_total|smoothed|info)(\\{a=\"ü\"\\})?",
+            range in "(5m|1m\\+\\(2\\*step\\(\\)\\)|min_of\\(range\\(\\),1h\\)|)",
+            modifier in "( anchored| smoothed| offset -?\\(1m\\*2\\)| @ 100|)",
+        ) {
+            let q = format!("rate({sel}[{range}]{modifier}) + {sel}{modifier} + info({sel}, {{a=~\".*\"}})");
+            let _ = rewrite(&q, CTX);
+        }
+    }
+
     #[test]
     fn zero_offset_is_removed() {
         let ctx = DurationCtx {

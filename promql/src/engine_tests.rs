@@ -288,3 +288,24 @@ fn query_futures_can_move_across_threads() {
     let g = e.range_query(&s, "up", 0, 60_000, 15_000);
     assert_send(&g);
 }
+
+#[tokio::test]
+async fn odd_query_text_gives_errors_not_panics() {
+    let e = Engine::default();
+    for q in [
+        "SORT(x{a=\"İİİ\"})",
+        "x offset -",
+        "x[",
+        "x[5m+]",
+        "info(",
+        "info(x, {",
+        "ü smoothed",
+        "x{a=\"b\"} @ 1 offset (1 smoothed",
+        "rate(x[1m] anchored",
+        "\"unterminated",
+        "x offset ((((",
+    ] {
+        let _ = e.instant_query(&store(), q, 0).await;
+        let _ = e.range_query(&store(), q, 0, 60_000, 15_000).await;
+    }
+}

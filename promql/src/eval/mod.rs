@@ -143,7 +143,14 @@ impl<'a> Evaluator<'a> {
         let q = &self.ctx.query;
         let at = q
             .find(needle)
-            .or_else(|| q.to_lowercase().find(&needle.to_lowercase()))
+            .or_else(|| {
+                // Case-insensitive fallback (function names); lowercasing
+                // may change byte offsets outside ASCII, so only trust a
+                // position that is a boundary in the original text.
+                q.to_lowercase()
+                    .find(&needle.to_lowercase())
+                    .filter(|&p| q.is_char_boundary(p))
+            })
             .unwrap_or(0);
         let line = q[..at].matches('\n').count() + 1;
         let col = at - q[..at].rfind('\n').map_or(0, |p| p + 1) + 1;
