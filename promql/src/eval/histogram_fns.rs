@@ -53,7 +53,7 @@ impl<'a> Evaluator<'a> {
             .into_iter()
             .map(|(labels, mut buckets)| Elem {
                 labels,
-                v: bucket_fraction(lower, upper, &mut buckets),
+                v: histogram::bucket_fraction(lower, upper, &mut buckets),
                 drop_name: true,
             })
             .collect())
@@ -145,47 +145,4 @@ impl<'a> Evaluator<'a> {
         }
         Ok(out)
     }
-}
-
-/// The fraction of observations between `lower` and `upper` in a classic
-/// histogram, interpolating linearly inside buckets. The lowest bucket
-/// starts at 0 if its bound is positive; a bound inside a bucket with an
-/// infinite edge counts as if at the finite edge (no interpolation into an
-/// infinite width). NaN without a `+Inf` bucket, observations or with a NaN
-/// bound.
-// Temporary engine-side kernel until `functions::histogram` has one.
-fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    let Some(&(last_bound, total)) = buckets.last() else {
-        return f64::NAN;
-    };
-    if last_bound != f64::INFINITY || total == 0.0 || lower.is_nan() || upper.is_nan() {
-        return f64::NAN;
-    }
-    if lower >= upper {
-        return 0.0;
-    }
-    let rank_at = |v: f64| -> f64 {
-        for (i, &(ub, cum)) in buckets.iter().enumerate() {
-            let (lb, prev) = if i == 0 {
-                (if ub > 0.0 { 0.0 } else { f64::NEG_INFINITY }, 0.0)
-            } else {
-                buckets[i - 1]
-            };
-            if v <= lb {
-                return prev;
-            }
-            if v < ub {
-                if lb == f64::NEG_INFINITY {
-                    return cum;
-                }
-                if ub == f64::INFINITY {
-                    return prev;
-                }
-                return prev + (cum - prev) * (v - lb) / (ub - lb);
-            }
-        }
-        total
-    };
-    ((rank_at(upper) - rank_at(lower)) / total).max(0.0)
 }
