@@ -2,7 +2,7 @@
 //!
 //! - [`prometheus`]: remote write 1.0 (and remote read) messages.
 //! - [`write_v2`]: remote write 2.0 (`io.prometheus.write.v2.Request`).
-//! - [`ingester`], [`distributor`], [`blocks`]: the gRPC services between roles.
+//! - [`ingester`], [`distributor`], [`blocks`], [`ring`]: the gRPC services between roles.
 //!
 //! Roles talk only through these services, never through each other's
 //! internals. Code is generated at build time with a vendored `protoc`.
@@ -39,9 +39,15 @@ pub mod tidemark {
             tonic::include_proto!("tidemark.blocks.v1");
         }
     }
+    pub mod ring {
+        pub mod v1 {
+            tonic::include_proto!("tidemark.ring.v1");
+        }
+    }
 }
 
 pub use io::prometheus::write::v2 as write_v2;
 pub use tidemark::blocks::v1 as blocks;
 pub use tidemark::distributor::v1 as distributor;
 pub use tidemark::ingester::v1 as ingester;
+pub use tidemark::ring::v1 as ring;

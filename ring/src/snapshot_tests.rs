@@ -1,0 +1,208 @@
+//! Lookup tests over rings built through the state machine.
+
+use crate::member::{MemberState, NodeInfo, Role};
+use crate::snapshot::{Operation, RaftInfo, RingSnapshot};
+use crate::state::{Command, RingState};
+
+const NOW: i64 = 1_000_000;
+const TIMEOUT: i64 = 60_000;
+
+fn ring(n: usize, zones: usize) -> RingState {
+    let mut s = RingState::default();
+    for i in 0..n {
+        s.apply(&Command::Join {
+            node: NodeInfo {
+                id: format!("ingester-{i}"),
+                roles: vec![Role::Ingester],
+                grpc_address: format!("10.0.0.{i}:9095"),
+                http_address: format!("10.0.0.{i}:9009"),
+                zone: (zones > 0).then(|| format!("zone-{}", i % zones)),
+            },
+            state: MemberState::Active,
+            tokens: vec![],
+            tokens_per_member: 128,
+            now_ms: NOW,
+        });
+    }
+    s
+}
+
+fn snap(s: &RingState) -> RingSnapshot {
+    RingSnapshot::build(s, NOW, TIMEOUT, RaftInfo::default())
+}
+
+fn hashes() -> impl Iterator<Item = u32> {
+    (0..2000u32).map(|i| i.wrapping_mul(2_654_435_761))
+}
+
+#[test]
+fn replication_set_has_rf_distinct_members() {
+    let s = snap(&ring(10, 0));
+    for h in hashes() {
+        let set = s
+            .replication_set(Role::Ingester, h, 3, Operation::Write)
+            .unwrap();
+        let mut ids: Vec<&str> = set.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "distinct members for hash {h}");
+    }
+}
+
+#[test]
+fn primary_is_the_owner_of_the_next_token_clockwise() {
+    let state = ring(3, 0);
+    let s = snap(&state);
+    // The member owning the smallest token owns hash 0, and a hash equal to
+    // a token belongs to that token's owner.
+    let (min_owner, min_token) = state
+        .members
+        .values()
+        .map(|m| (m.id.clone(), m.tokens[0]))
+        .min_by_key(|(_, t)| *t)
+        .unwrap();
+    let set = s
+        .replication_set(Role::Ingester, 0, 1, Operation::Write)
+        .unwrap();
+    assert_eq!(set.primary().unwrap().id, min_owner);
+    let set = s
+        .replication_set(Role::Ingester, min_token, 1, Operation::Write)
+        .unwrap();
+    assert_eq!(set.primary().unwrap().id, min_owner);
+    // Past the largest token the walk wraps to the smallest.
+    let set = s
+        .replication_set(Role::Ingester, u32::MAX, 1, Operation::Write)
+        .unwrap();
+    let max_token = state
+        .members
+        .values()
+        .flat_map(|m| m.tokens.iter())
+        .max()
+        .unwrap();
+    if *max_token != u32::MAX {
+        assert_eq!(set.primary().unwrap().id, min_owner);
+    }
+}
+
+#[test]
+fn zone_aware_sets_span_distinct_zones() {
+    let s = snap(&ring(9, 3));
+    for h in hashes() {
+        let set = s
+            .replication_set(Role::Ingester, h, 3, Operation::Write)
+            .unwrap();
+        let mut zones: Vec<&str> = set.iter().map(|m| m.zone.as_deref().unwrap()).collect();
+        zones.sort();
+        zones.dedup();
+        assert_eq!(zones.len(), 3, "hash {h}");
+    }
+}
+
+#[test]
+fn fewer_zones_than_rf_still_gives_distinct_members() {
+    let s = snap(&ring(6, 2));
+    for h in hashes() {
+        let set = s
+            .replication_set(Role::Ingester, h, 3, Operation::Write)
+            .unwrap();
+        let mut ids: Vec<&str> = set.iter().map(|m| m.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3);
+    }
+}
+
+#[test]
+fn unhealthy_members_are_skipped_and_their_share_moves() {
+    let mut state = ring(5, 0);
+    state
+        .members
+        .get_mut("ingester-2")
+        .unwrap()
+        .last_heartbeat_ms = NOW - TIMEOUT - 1;
+    let s = snap(&state);
+    assert_eq!(s.is_healthy("ingester-2"), Some(false));
+    for h in hashes() {
+        for op in [Operation::Write, Operation::Read] {
+            let set = s.replication_set(Role::Ingester, h, 3, op).unwrap();
+            assert!(set.iter().all(|m| m.id != "ingester-2"));
+            assert_eq!(set.len(), 3);
+        }
+    }
+    let before = snap(&ring(5, 0)).effective_ownership(Role::Ingester, Operation::Write);
+    let after = s.effective_ownership(Role::Ingester, Operation::Write);
+    assert!(before["ingester-2"] > 0.15);
+    assert!(!after.contains_key("ingester-2"));
+    let total: f64 = after.values().sum();
+    assert!(
+        (total - 1.0).abs() < 1e-9,
+        "the whole ring is still served: {total}"
+    );
+}
+
+#[test]
+fn leaving_members_serve_reads_but_take_no_writes_and_joining_neither() {
+    let mut state = ring(4, 0);
+    state.members.get_mut("ingester-0").unwrap().state = MemberState::Leaving;
+    state.members.get_mut("ingester-1").unwrap().state = MemberState::Joining;
+    let s = snap(&state);
+    let mut read_saw_leaving = false;
+    for h in hashes() {
+        let w = s
+            .replication_set(Role::Ingester, h, 2, Operation::Write)
+            .unwrap();
+        assert!(
+            w.iter()
+                .all(|m| m.id != "ingester-0" && m.id != "ingester-1")
+        );
+        let r = s
+            .replication_set(Role::Ingester, h, 3, Operation::Read)
+            .unwrap();
+        assert!(r.iter().all(|m| m.id != "ingester-1"));
+        read_saw_leaving |= r.iter().any(|m| m.id == "ingester-0");
+    }
+    assert!(read_saw_leaving);
+    let err = s
+        .replication_set(Role::Ingester, 1, 3, Operation::Write)
+        .unwrap_err();
+    assert!(err.to_string().contains("2 eligible"), "{err}");
+}
+
+#[test]
+fn roles_have_separate_rings() {
+    let mut state = ring(3, 0);
+    state.apply(&Command::Join {
+        node: NodeInfo {
+            id: "scraper-0".into(),
+            roles: vec![Role::Scraper],
+            grpc_address: "s:1".into(),
+            http_address: "s:2".into(),
+            zone: None,
+        },
+        state: MemberState::Active,
+        tokens: vec![],
+        tokens_per_member: 128,
+        now_ms: NOW,
+    });
+    let s = snap(&state);
+    for h in hashes() {
+        assert_eq!(s.owner_of(Role::Scraper, h).unwrap().id, "scraper-0");
+        assert!(
+            s.owner_of(Role::Ingester, h)
+                .unwrap()
+                .id
+                .starts_with("ingester")
+        );
+    }
+    assert!(s.owner_of(Role::Compactor, 7).is_none());
+}
+
+#[test]
+fn ownership_of_ten_ingesters_is_even_on_the_built_ring() {
+    let s = snap(&ring(10, 0));
+    let own = s.ownership(Role::Ingester);
+    assert_eq!(own.len(), 10);
+    let max = own.values().cloned().fold(0.0, f64::max);
+    assert!(max <= 0.1 * 1.10, "{own:?}");
+}
