@@ -7,6 +7,7 @@
 //! - [`discovery`]: target groups from `static_configs` and `file_sd_configs` files.
 //! - [`target`]: target labels, URL and the scraped-label merge.
 //! - [`scrape`]: the per-target scrape loop, its report series, staleness,
+//!   the [`scrape::ScrapeManager`] service that applies and reloads a config,
 //!   and the seams to the rest of tidemark ([`scrape::SampleSink`],
 //!   [`scrape::TargetOwnership`]).
 
