@@ -1,6 +1,8 @@
 //! Replication-set lookup for a series hash: 10 and 100 ingesters with 128
 //! tokens each, RF 3, with and without zones.
 
+#![allow(clippy::unwrap_used)]
+
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use tidemark_ring::{
     Command, MemberState, NodeInfo, Operation, RaftInfo, RingSnapshot, RingState, Role,

@@ -68,7 +68,7 @@ impl Validate for MembershipConfig {
                 "lists the same address twice",
             ));
         }
-        if self.voters.len() % 2 == 0 && !self.voters.is_empty() {
+        if self.voters.len().is_multiple_of(2) && !self.voters.is_empty() {
             return Err(ConfigError::invalid(
                 join(path, "voters"),
                 format!(

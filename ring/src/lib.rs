@@ -38,7 +38,7 @@ pub use snapshot::{
     MAX_REPLICATION_FACTOR, MemberStatus, Operation, RaftInfo, ReplicationSet, RingSnapshot,
 };
 pub use state::{Command, CommandResponse, RingState};
-pub use tokens::{RING_SIZE, choose_tokens, stable_hash};
+pub use tokens::{RING_SIZE, choose_tokens, ring_position, stable_hash};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -360,10 +360,10 @@ impl Core {
         let cmd = rpc.to_command(now_ms(), self.config.tokens_per_member)?;
         match raft.client_write(cmd).await {
             Ok(resp) => {
-                if let Some(id) = resp.data.unknown_member {
-                    if !matches!(rpc, WriteRpc::Leave(_)) {
-                        return Err(RingError::UnknownMember { id });
-                    }
+                if let Some(id) = resp.data.unknown_member
+                    && !matches!(rpc, WriteRpc::Leave(_))
+                {
+                    return Err(RingError::UnknownMember { id });
                 }
                 let member_json = match &resp.data.member {
                     Some(m) => crate::store_json(m)?,
@@ -591,10 +591,10 @@ impl Core {
 
     async fn raft_shutdown_task(self: Arc<Self>) {
         self.shutdown.cancelled().await;
-        if let Some(raft) = &self.raft {
-            if let Err(e) = raft.shutdown().await {
-                tracing::warn!(error = %e, "raft shutdown");
-            }
+        if let Some(raft) = &self.raft
+            && let Err(e) = raft.shutdown().await
+        {
+            tracing::warn!(error = %e, "raft shutdown");
         }
     }
 

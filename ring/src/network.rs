@@ -117,6 +117,8 @@ enum Kind {
     Snapshot,
 }
 
+// The error type is openraft's, fixed by the `RaftNetwork` trait.
+#[allow(clippy::result_large_err)]
 fn decode_reply<Resp, E>(target: u64, reply: &RaftReply) -> RpcResult<Resp, RaftError<u64, E>>
 where
     Resp: DeserializeOwned,

@@ -25,6 +25,12 @@ pub fn stable_hash(s: &str) -> u64 {
     h
 }
 
+/// The position of a 64-bit series hash (e.g. `tidemark_model::series_hash`)
+/// on the 32-bit ring: the xor of both halves, so every bit of the hash counts.
+pub fn ring_position(hash: u64) -> u32 {
+    ((hash >> 32) ^ hash) as u32
+}
+
 /// Length of the range that ends at `tokens[i]` (exclusive of the previous
 /// token, wrapping around). `tokens` is sorted and non-empty.
 pub(crate) fn range_len(tokens: &[u32], i: usize) -> u64 {
@@ -158,6 +164,13 @@ mod tests {
     fn first_member_tokens_are_evenly_spaced() {
         let t = choose_tokens(&[], 0, 4, 7);
         assert_eq!(t, vec![7, 7 + (1 << 30), 7 + (2 << 30), 7 + (3 << 30)]);
+    }
+
+    #[test]
+    fn ring_position_uses_both_halves() {
+        assert_eq!(ring_position(0x0000_0001_0000_0000), 1);
+        assert_eq!(ring_position(0x0000_0000_0000_0002), 2);
+        assert_eq!(ring_position(0xffff_ffff_ffff_ffff), 0);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Multi-node membership in one process: real Raft over real gRPC on
 //! loopback ports chosen at run time.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use tidemark_config::Duration as CfgDuration;
@@ -374,4 +376,77 @@ async fn single_voter_restart_keeps_the_ring_and_forgets_silent_members() {
     })
     .await;
     voter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_and_cluster_pages_answer_html_and_json() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = start("solo", l, config(&[]), dir.path()).await;
+    node.membership
+        .wait_joined(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let app = tidemark_ring::http::router(node.membership.clone());
+    let call = |req: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+
+    let (status, body) = call(
+        Request::get("/ring?format=json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let m = &v["members"][0];
+    assert_eq!(m["id"], "solo");
+    assert_eq!(m["state"], "ACTIVE");
+    assert_eq!(m["healthy"], true);
+    assert!((m["ownership"]["ingester"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(m["tokens"].as_array().unwrap().len(), 32);
+
+    let (status, body) = call(Request::get("/ring").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<td>solo</td>") && body.contains("healthy"),
+        "{body}"
+    );
+
+    let (status, body) = call(
+        Request::get("/cluster")
+            .header("accept", "application/json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["voter"], true);
+    assert_eq!(v["leader_address"], node.address.as_str());
+    assert!(v["last_log_index"].as_u64().unwrap() >= 2);
+
+    let (status, _) = call(
+        Request::post("/ring/forget?id=nobody")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(Request::post("/ring/forget").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    node.stop().await;
 }

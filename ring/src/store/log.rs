@@ -109,7 +109,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .blocking(|db| {
                 let purged: Option<LogId> = db.get_json(CF_META, KEY_PURGED, "purged log id")?;
-                let last = Self::last_log_id(db)?.or_else(|| purged.clone());
+                let last = Self::last_log_id(db)?.or(purged);
                 Ok(LogState {
                     last_purged_log_id: purged,
                     last_log_id: last,

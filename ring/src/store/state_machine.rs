@@ -159,7 +159,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             None => format!("0-0-{}", crate::now_ms()),
         };
         let meta = SnapshotMeta {
-            last_log_id: self.applied.clone(),
+            last_log_id: self.applied,
             last_membership: self.membership.clone(),
             snapshot_id,
         };
@@ -187,7 +187,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        Ok((self.applied.clone(), self.membership.clone()))
+        Ok((self.applied, self.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError>
@@ -198,14 +198,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut touched = Touched::default();
         let mut replies = Vec::new();
         for entry in entries {
-            self.applied = Some(entry.log_id.clone());
+            self.applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => replies.push(CommandResponse::default()),
                 EntryPayload::Normal(cmd) => {
                     replies.push(self.state.apply_touching(&cmd, &mut touched));
                 }
                 EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
                     replies.push(CommandResponse::default());
                 }
             }
@@ -221,7 +221,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             db: self.db.clone(),
             state: self.state.clone(),
-            applied: self.applied.clone(),
+            applied: self.applied,
             membership: self.membership.clone(),
         }
     }
@@ -248,7 +248,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         };
         let new_state = state.clone();
-        let applied = meta.last_log_id.clone();
+        let applied = meta.last_log_id;
         let membership = meta.last_membership.clone();
         let (applied_json, membership_json) = (
             to_json(&applied)

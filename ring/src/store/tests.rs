@@ -71,7 +71,7 @@ async fn restart_keeps_log_vote_and_state() {
     assert_eq!(got[1].log_id.index, 2);
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(2));
-    let state = rx.borrow().state.clone();
+    let state = std::sync::Arc::clone(&rx.borrow().state);
     assert_eq!(state.members.len(), 2);
     assert_eq!(state.members["a"].tokens.len(), 8);
 }
@@ -98,7 +98,7 @@ async fn snapshot_round_trip_restores_members_and_drops_extra_ones() {
         .await
         .unwrap();
 
-    let state = rx_b.borrow().state.clone();
+    let state = std::sync::Arc::clone(&rx_b.borrow().state);
     let ids: Vec<&String> = state.members.keys().collect();
     assert_eq!(ids, ["a", "b"]);
     drop(sm_b);
