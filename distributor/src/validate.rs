@@ -1,0 +1,426 @@
+//! Validation of pushed series, one series at a time.
+//!
+//! Rules, each with the reason label used in
+//! `tidemark_discarded_samples_total{reason}` and in messages:
+//!
+//! - labels with an empty value are dropped (an empty value is an absent
+//!   label, as in Prometheus's TSDB);
+//! - labels are sorted by name when they are not (as Mimir does: remote
+//!   write 1.0 says senders MUST sort, but some do not, and sorting costs
+//!   nothing when they already are);
+//! - `duplicate_label_names`: a name twice;
+//! - `missing_metric_name`, `metric_name_invalid` (`[a-zA-Z_:][a-zA-Z0-9_:]*`);
+//! - `label_name_invalid` (`[a-zA-Z_][a-zA-Z0-9_]*`);
+//! - `max_label_names_per_series`, `label_name_too_long`,
+//!   `label_value_too_long`: the tenant's limits;
+//! - `too_far_in_future` (`creation_grace_period`) and `sample_too_old`
+//!   (`reject_old_samples_max_age`): per sample; the series' other samples
+//!   are kept;
+//! - `native_histogram_unsupported`: histograms are refused until the
+//!   TSDB stores them; exemplars are dropped (not counted as written).
+//!
+//! Sample values are never looked at: NaN and the StaleNaN bit pattern
+//! pass through bit for bit.
+
+use tidemark_model::{Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
+use tidemark_proto::prometheus as pb;
+
+use crate::limits::Limits;
+
+/// One refused series (or refused samples of one series).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// The series in Prometheus notation (long values shortened).
+    pub series: String,
+    /// The rule, as in `tidemark_discarded_samples_total{reason}`.
+    pub reason: &'static str,
+    /// What is wrong, naming the limit setting where one applies.
+    pub message: String,
+    /// Samples (and histograms) refused.
+    pub samples: u64,
+}
+
+/// A series that passed validation, ready to be sharded.
+#[derive(Debug, Clone)]
+pub struct ValidSeries {
+    pub labels: Labels,
+    /// Sorted, cleaned labels and the accepted samples only.
+    pub timeseries: pb::TimeSeries,
+}
+
+/// The outcome of validating one request.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub series: Vec<ValidSeries>,
+    pub refusals: Vec<Refusal>,
+    /// Samples in `series`.
+    pub samples: u64,
+}
+
+/// Shown value length in messages; longer values are cut with "...".
+const SHOWN_VALUE: usize = 64;
+
+/// The series in Prometheus notation, for messages.
+pub fn describe(labels: &[pb::Label]) -> String {
+    let mut out = String::new();
+    let name = labels.iter().find(|l| l.name == METRIC_NAME);
+    if let Some(n) = name {
+        out.push_str(&shorten(&n.value));
+        if labels.len() == 1 {
+            // Like Prometheus: a bare metric name has no braces.
+            return out;
+        }
+    }
+    out.push('{');
+    let mut first = true;
+    for l in labels.iter().filter(|l| l.name != METRIC_NAME) {
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+        out.push_str(&shorten(&l.name));
+        out.push('=');
+        out.push_str(&format!("{:?}", shorten(&l.value)));
+    }
+    out.push('}');
+    out
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() <= SHOWN_VALUE {
+        return s.to_string();
+    }
+    let mut end = SHOWN_VALUE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Checks the labels of one series; `Err((reason, message))` on the first
+/// broken rule. Sorts and cleans `labels` in place.
+fn check_labels(
+    labels: &mut Vec<pb::Label>,
+    limits: &Limits,
+) -> Result<(), (&'static str, String)> {
+    labels.retain(|l| !l.value.is_empty());
+    if !labels.is_sorted_by(|a, b| a.name <= b.name) {
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err((
+            "duplicate_label_names",
+            format!(
+                "label name {:?} appears more than once",
+                shorten(&w[0].name)
+            ),
+        ));
+    }
+    match labels.iter().find(|l| l.name == METRIC_NAME) {
+        None => {
+            return Err((
+                "missing_metric_name",
+                "the series has no metric name (__name__ label)".to_string(),
+            ));
+        }
+        Some(n) if !is_valid_metric_name(&n.value) => {
+            return Err((
+                "metric_name_invalid",
+                format!(
+                    "metric name {:?} is not valid: it must match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                    shorten(&n.value)
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    if labels.len() > limits.max_labels_per_series as usize {
+        return Err((
+            "max_label_names_per_series",
+            format!(
+                "the series has {} labels, more than the limit of {} (limits.max_labels_per_series)",
+                labels.len(),
+                limits.max_labels_per_series
+            ),
+        ));
+    }
+    for l in labels.iter() {
+        if !is_valid_label_name(&l.name) {
+            return Err((
+                "label_name_invalid",
+                format!(
+                    "label name {:?} is not valid: it must match [a-zA-Z_][a-zA-Z0-9_]*",
+                    shorten(&l.name)
+                ),
+            ));
+        }
+        if l.name.len() > limits.max_label_name_length as usize {
+            return Err((
+                "label_name_too_long",
+                format!(
+                    "label name {:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
+                    shorten(&l.name),
+                    l.name.len(),
+                    limits.max_label_name_length
+                ),
+            ));
+        }
+        if l.value.len() > limits.max_label_value_length as usize {
+            return Err((
+                "label_value_too_long",
+                format!(
+                    "the value of label {:?} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
+                    shorten(&l.name),
+                    l.value.len(),
+                    limits.max_label_value_length
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates every series of a request against the tenant's `limits` at
+/// wall-clock time `now_ms`.
+pub fn validate(timeseries: Vec<pb::TimeSeries>, limits: &Limits, now_ms: i64) -> Validated {
+    let mut out = Validated {
+        series: Vec::with_capacity(timeseries.len()),
+        ..Validated::default()
+    };
+    let max_t = now_ms.saturating_add(limits.creation_grace_period.as_millis_i64());
+    let min_t = if limits.reject_old_samples_max_age.is_zero() {
+        i64::MIN
+    } else {
+        now_ms.saturating_sub(limits.reject_old_samples_max_age.as_millis_i64())
+    };
+    for mut ts in timeseries {
+        if let Err((reason, message)) = check_labels(&mut ts.labels, limits) {
+            out.refusals.push(Refusal {
+                series: describe(&ts.labels),
+                reason,
+                message,
+                samples: (ts.samples.len() + ts.histograms.len()) as u64,
+            });
+            continue;
+        }
+        if !ts.histograms.is_empty() {
+            out.refusals.push(Refusal {
+                series: describe(&ts.labels),
+                reason: "native_histogram_unsupported",
+                message: format!(
+                    "{} native histogram samples refused: native histograms are not stored yet",
+                    ts.histograms.len()
+                ),
+                samples: ts.histograms.len() as u64,
+            });
+            ts.histograms = Vec::new();
+        }
+        ts.exemplars = Vec::new();
+        if ts
+            .samples
+            .iter()
+            .any(|s| s.timestamp > max_t || s.timestamp < min_t)
+        {
+            let (mut future, mut old) = (Vec::new(), Vec::new());
+            ts.samples.retain(|s| {
+                if s.timestamp > max_t {
+                    future.push(s.timestamp);
+                    false
+                } else if s.timestamp < min_t {
+                    old.push(s.timestamp);
+                    false
+                } else {
+                    true
+                }
+            });
+            if let Some(t) = future.first() {
+                out.refusals.push(Refusal {
+                    series: describe(&ts.labels),
+                    reason: "too_far_in_future",
+                    message: format!(
+                        "{} samples refused, the first at timestamp {t} ms, more than {} ahead of the distributor's clock (limits.creation_grace_period)",
+                        future.len(),
+                        limits.creation_grace_period
+                    ),
+                    samples: future.len() as u64,
+                });
+            }
+            if let Some(t) = old.first() {
+                out.refusals.push(Refusal {
+                    series: describe(&ts.labels),
+                    reason: "sample_too_old",
+                    message: format!(
+                        "{} samples refused, the first at timestamp {t} ms, older than {} (limits.reject_old_samples_max_age)",
+                        old.len(),
+                        limits.reject_old_samples_max_age
+                    ),
+                    samples: old.len() as u64,
+                });
+            }
+        }
+        if ts.samples.is_empty() {
+            // Nothing to write: refused above, or a series without samples.
+            continue;
+        }
+        let labels = Labels::from_sorted_pairs(
+            ts.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        );
+        out.samples += ts.samples.len() as u64;
+        out.series.push(ValidSeries {
+            labels,
+            timeseries: ts,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_model::STALE_NAN_BITS;
+
+    fn ts(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
+        pb::TimeSeries {
+            labels: pairs
+                .iter()
+                .map(|(n, v)| pb::Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(t, v)| pb::Sample {
+                    timestamp: t,
+                    value: v,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn each_rule_names_the_series_and_the_reason() {
+        let limits = Limits {
+            max_labels_per_series: 3,
+            max_label_value_length: 10,
+            ..Limits::default()
+        };
+        let cases: Vec<(pb::TimeSeries, &str, &str)> = vec![
+            (
+                ts(&[("job", "a")], &[(NOW, 1.0)]),
+                "missing_metric_name",
+                "{job=\"a\"}",
+            ),
+            (
+                ts(&[("__name__", "1up")], &[(NOW, 1.0)]),
+                "metric_name_invalid",
+                "1up",
+            ),
+            (
+                ts(&[("__name__", "up"), ("a-b", "x")], &[(NOW, 1.0)]),
+                "label_name_invalid",
+                "up{a-b=\"x\"}",
+            ),
+            (
+                ts(&[("__name__", "up"), ("a", "1"), ("a", "2")], &[(NOW, 1.0)]),
+                "duplicate_label_names",
+                "up{a=\"1\", a=\"2\"}",
+            ),
+            (
+                ts(
+                    &[("__name__", "up"), ("a", "1"), ("b", "2"), ("c", "3")],
+                    &[(NOW, 1.0)],
+                ),
+                "max_label_names_per_series",
+                "up{a=\"1\", b=\"2\", c=\"3\"}",
+            ),
+            (
+                ts(&[("__name__", "up"), ("a", "01234567890")], &[(NOW, 1.0)]),
+                "label_value_too_long",
+                "up{a=\"01234567890\"}",
+            ),
+        ];
+        for (series, reason, shown) in cases {
+            let v = validate(vec![series], &limits, NOW);
+            assert!(v.series.is_empty(), "{reason}");
+            assert_eq!(v.refusals.len(), 1, "{reason}");
+            assert_eq!(v.refusals[0].reason, reason);
+            assert_eq!(v.refusals[0].series, shown);
+            assert_eq!(v.refusals[0].samples, 1);
+        }
+        let v = validate(
+            vec![ts(
+                &[("__name__", "up"), ("a", "01234567890")],
+                &[(NOW, 1.0)],
+            )],
+            &limits,
+            NOW,
+        );
+        assert!(
+            v.refusals[0]
+                .message
+                .contains("limits.max_label_value_length"),
+            "{}",
+            v.refusals[0].message
+        );
+    }
+
+    #[test]
+    fn unsorted_labels_are_sorted_and_empty_values_dropped() {
+        let v = validate(
+            vec![ts(
+                &[("job", "a"), ("__name__", "up"), ("empty", "")],
+                &[(NOW, 1.0)],
+            )],
+            &Limits::default(),
+            NOW,
+        );
+        assert!(v.refusals.is_empty());
+        let names: Vec<_> = v.series[0]
+            .timeseries
+            .labels
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(names, ["__name__", "job"]);
+        assert_eq!(v.series[0].labels.to_string(), "up{job=\"a\"}");
+    }
+
+    #[test]
+    fn future_and_old_samples_are_refused_and_the_rest_kept_bit_exact() {
+        let limits = Limits {
+            reject_old_samples_max_age: tidemark_config::Duration::from_secs(3600),
+            ..Limits::default()
+        };
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let v = validate(
+            vec![ts(
+                &[("__name__", "up")],
+                &[
+                    (NOW - 2 * 3_600_000, 1.0),
+                    (NOW, stale),
+                    (NOW + 1, f64::NAN),
+                    (NOW + 11 * 60_000, 2.0),
+                ],
+            )],
+            &limits,
+            NOW,
+        );
+        assert_eq!(v.samples, 2);
+        let kept = &v.series[0].timeseries.samples;
+        assert_eq!(kept[0].value.to_bits(), STALE_NAN_BITS);
+        assert!(kept[1].value.is_nan());
+        let reasons: Vec<_> = v.refusals.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["too_far_in_future", "sample_too_old"]);
+        assert!(
+            v.refusals[0]
+                .message
+                .contains("limits.creation_grace_period")
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! The `Ingester` gRPC service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use tidemark_model::{Labels, Sample, TenantId};
+use tidemark_proto::ingester::{
+    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, PushRequest,
+    PushResponse, SelectRequest, SelectResponse, SeriesError, StreamedSeries,
+    ingester_server::Ingester, series_error::Reason,
+};
+use tidemark_proto::prometheus as pb;
+use tidemark_tsdb::{AppendResult, TenantHeads, TsdbError};
+use tonic::{Request, Response, Status};
+use tracing::warn;
+
+use crate::convert::{
+    describe_proto_labels, labels_from_proto, labels_to_proto, matchers_from_proto,
+};
+use crate::ingester::Shared;
+use crate::metrics::{RefusedLabels, TenantLabel};
+use crate::{IngesterError, series_limit};
+
+pub(crate) struct IngesterService {
+    shared: Arc<Shared>,
+}
+
+impl IngesterService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        IngesterService { shared }
+    }
+}
+
+fn tenant_of(raw: &str) -> Result<TenantId, IngesterError> {
+    TenantId::new(raw).map_err(|e| IngesterError::InvalidTenant {
+        tenant: raw.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The smaller of two limits where 0 means "none".
+fn min_limit(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
+fn reason_of(e: &TsdbError) -> (Reason, &'static str) {
+    match e {
+        TsdbError::HeadOutOfOrder { .. } => (Reason::OutOfOrder, "sample_out_of_order"),
+        TsdbError::HeadDuplicateTimestamp { .. } => {
+            (Reason::DuplicateTimestamp, "sample_duplicate_timestamp")
+        }
+        TsdbError::HeadOutOfBounds { .. } => (Reason::TooOld, "sample_out_of_bounds"),
+        TsdbError::EmptyLabels => (Reason::InvalidLabels, "missing_labels"),
+        _ => (Reason::Unknown, "unknown"),
+    }
+}
+
+/// What a push did, assembled on the blocking thread.
+struct PushOutcome {
+    batch: Vec<(Labels, Vec<Sample>)>,
+    appended: AppendResult,
+    over_limit: Vec<(Labels, usize)>,
+}
+
+fn push_blocking(
+    heads: &TenantHeads,
+    tenant: &TenantId,
+    mut batch: Vec<(Labels, Vec<Sample>)>,
+    max_series: u64,
+) -> Result<PushOutcome, IngesterError> {
+    let storage = |source| IngesterError::Storage {
+        tenant: tenant.as_str().to_string(),
+        source,
+    };
+    let head = heads.get_or_create(tenant).map_err(storage)?;
+    let over_limit = series_limit::enforce(&head, &mut batch, max_series);
+    let appended = head.append(&batch).map_err(storage)?;
+    Ok(PushOutcome {
+        batch,
+        appended,
+        over_limit,
+    })
+}
+
+type SelectStream = Pin<Box<dyn Stream<Item = Result<SelectResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Ingester for IngesterService {
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        let started = Instant::now();
+        let heads = self.shared.heads()?;
+        let req = request.into_inner();
+        let tenant = tenant_of(&req.tenant)?;
+        let metrics = &self.shared.metrics;
+        let mut errors = Vec::new();
+        let mut refused_by_reason: Vec<(&'static str, u64)> = Vec::new();
+        let mut batch = Vec::with_capacity(req.timeseries.len());
+        for ts in req.timeseries {
+            let samples: Vec<Sample> = ts
+                .samples
+                .iter()
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect();
+            match labels_from_proto(&ts.labels) {
+                Ok(labels) => batch.push((labels, samples)),
+                Err(message) => {
+                    refused_by_reason.push(("label_invalid", samples.len() as u64));
+                    errors.push(SeriesError {
+                        reason: Reason::InvalidLabels as i32,
+                        series: describe_proto_labels(&ts.labels),
+                        message,
+                        samples_refused: samples.len() as u64,
+                    });
+                }
+            }
+        }
+        let max_series = min_limit(self.shared.cfg.max_series_per_tenant, req.max_series);
+        let t = tenant.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || push_blocking(&heads, &t, batch, max_series))
+                .await
+                .map_err(|e| IngesterError::Internal(format!("push task failed: {e}")))?;
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(tenant = %tenant, error = %e, "push failed");
+                return Err(e.into());
+            }
+        };
+        for (labels, samples) in &outcome.over_limit {
+            refused_by_reason.push(("per_user_series_limit", *samples as u64));
+            errors.push(SeriesError {
+                reason: Reason::SeriesLimit as i32,
+                series: labels.to_string(),
+                message: format!(
+                    "per-tenant series limit of {max_series} reached for tenant {tenant} (ingester.max_series_per_tenant / limits.max_series): new series {labels} refused"
+                ),
+                samples_refused: *samples as u64,
+            });
+        }
+        for r in &outcome.appended.refused {
+            let (reason, label) = reason_of(&r.error);
+            refused_by_reason.push((label, r.samples as u64));
+            let series = outcome
+                .batch
+                .get(r.index)
+                .map(|(l, _)| l.to_string())
+                .unwrap_or_default();
+            errors.push(SeriesError {
+                reason: reason as i32,
+                series,
+                message: r.error.to_string(),
+                samples_refused: r.samples as u64,
+            });
+        }
+        let written =
+            (outcome.appended.samples_written + outcome.appended.samples_duplicate) as u64;
+        let tenant_label = TenantLabel {
+            tenant: tenant.as_str().to_string(),
+        };
+        metrics
+            .ingested_samples
+            .get_or_create(&tenant_label)
+            .inc_by(written);
+        for (reason, n) in refused_by_reason {
+            metrics
+                .refused_samples
+                .get_or_create(&RefusedLabels {
+                    tenant: tenant.as_str().to_string(),
+                    reason,
+                })
+                .inc_by(n);
+        }
+        metrics
+            .push_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Response::new(PushResponse {
+            samples_written: written,
+            errors,
+        }))
+    }
+
+    type SelectStream = SelectStream;
+
+    async fn select(
+        &self,
+        request: Request<SelectRequest>,
+    ) -> Result<Response<Self::SelectStream>, Status> {
+        let heads = self.shared.heads()?;
+        let req = request.into_inner();
+        let tenant = tenant_of(&req.tenant)?;
+        let matchers = matchers_from_proto(&req.matchers)?;
+        let limit = min_limit(self.shared.cfg.max_series_per_query, req.max_series);
+        let setting = if limit == req.max_series {
+            "the request's max_series"
+        } else {
+            "ingester.max_series_per_query"
+        };
+        let Some(head) = heads.get(&tenant) else {
+            return Ok(Response::new(futures::stream::empty().boxed()));
+        };
+        let found =
+            tokio::task::spawn_blocking(move || head.select(&matchers, req.start_ms, req.end_ms))
+                .await
+                .map_err(|e| IngesterError::Internal(format!("select task failed: {e}")))?;
+        if limit > 0 && found.len() as u64 > limit {
+            return Err(IngesterError::TooManySeries { limit, setting }.into());
+        }
+        let batch = self.shared.cfg.select_batch_series.max(1);
+        let mut responses = Vec::with_capacity(found.len().div_ceil(batch));
+        let mut it = found.into_iter().peekable();
+        while it.peek().is_some() {
+            let series = it
+                .by_ref()
+                .take(batch)
+                .map(|s| StreamedSeries {
+                    labels: labels_to_proto(&s.labels),
+                    samples: s
+                        .samples
+                        .iter()
+                        .map(|x| pb::Sample {
+                            value: x.v,
+                            timestamp: x.t,
+                        })
+                        .collect(),
+                    chunks: Vec::new(),
+                })
+                .collect();
+            responses.push(Ok(SelectResponse { series }));
+        }
+        Ok(Response::new(futures::stream::iter(responses).boxed()))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<LabelNamesRequest>,
+    ) -> Result<Response<LabelNamesResponse>, Status> {
+        let heads = self.shared.heads()?;
+        let req = request.into_inner();
+        let tenant = tenant_of(&req.tenant)?;
+        let matchers = matchers_from_proto(&req.matchers)?;
+        let Some(head) = heads.get(&tenant) else {
+            return Ok(Response::new(LabelNamesResponse::default()));
+        };
+        let mut names = tokio::task::spawn_blocking(move || {
+            head.label_names(&matchers, req.start_ms, req.end_ms)
+        })
+        .await
+        .map_err(|e| IngesterError::Internal(format!("label names task failed: {e}")))?;
+        if req.limit > 0 {
+            names.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        Ok(Response::new(LabelNamesResponse { names }))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<LabelValuesRequest>,
+    ) -> Result<Response<LabelValuesResponse>, Status> {
+        let heads = self.shared.heads()?;
+        let req = request.into_inner();
+        let tenant = tenant_of(&req.tenant)?;
+        let matchers = matchers_from_proto(&req.matchers)?;
+        let Some(head) = heads.get(&tenant) else {
+            return Ok(Response::new(LabelValuesResponse::default()));
+        };
+        let name = req.name;
+        let mut values = tokio::task::spawn_blocking(move || {
+            head.label_values(&name, &matchers, req.start_ms, req.end_ms)
+        })
+        .await
+        .map_err(|e| IngesterError::Internal(format!("label values task failed: {e}")))?;
+        if req.limit > 0 {
+            values.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        Ok(Response::new(LabelValuesResponse { values }))
+    }
+}
