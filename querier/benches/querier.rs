@@ -1,6 +1,8 @@
 //! Querier hot paths: merging replica copies, and a whole `query_range`
 //! answer (engine + Prometheus JSON) through the HTTP router.
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

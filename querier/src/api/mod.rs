@@ -104,16 +104,16 @@ impl ApiState {
     /// request's `timeout` (only ever shorter) and `lookback_delta`.
     pub(crate) fn engine(&self, p: &Params) -> Result<(Engine, Duration), QuerierError> {
         let mut timeout = self.cfg.timeout.as_std();
-        if let Some(ms) = p.duration_opt("timeout")? {
-            if ms > 0 {
-                timeout = timeout.min(Duration::from_millis(ms.unsigned_abs()));
-            }
+        if let Some(ms) = p.duration_opt("timeout")?
+            && ms > 0
+        {
+            timeout = timeout.min(Duration::from_millis(ms.unsigned_abs()));
         }
         let mut lookback = self.cfg.lookback_delta.as_millis_i64();
-        if let Some(ms) = p.duration_opt("lookback_delta")? {
-            if ms > 0 {
-                lookback = ms;
-            }
+        if let Some(ms) = p.duration_opt("lookback_delta")?
+            && ms > 0
+        {
+            lookback = ms;
         }
         let engine = Engine::new(EngineOpts {
             lookback_delta_ms: lookback,

@@ -231,13 +231,12 @@ pub(crate) fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     }
     let convert = |ms: &[PMatcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::with_capacity(ms.len() + 1);
-        if let Some(name) = &vs.name {
-            if !ms
+        if let Some(name) = &vs.name
+            && !ms
                 .iter()
                 .any(|m| m.name == tidemark_model::METRIC_NAME && m.value == *name)
-            {
-                out.push(Matcher::equal(tidemark_model::METRIC_NAME, name.clone()));
-            }
+        {
+            out.push(Matcher::equal(tidemark_model::METRIC_NAME, name.clone()));
         }
         for m in ms {
             let op = match m.op {

@@ -130,10 +130,11 @@ impl TenantReader for QueryableReader {
     ) -> Result<Vec<String>, StorageError> {
         let mut values = BTreeSet::new();
         for s in self.matching(req).await? {
-            if let Some(v) = s.labels.get(name) {
-                if !v.is_empty() && !values.contains(v) {
-                    values.insert(v.to_string());
-                }
+            if let Some(v) = s.labels.get(name)
+                && !v.is_empty()
+                && !values.contains(v)
+            {
+                values.insert(v.to_string());
             }
         }
         Ok(values.into_iter().collect())
