@@ -24,7 +24,12 @@ impl Metrics {
     /// Registers `metric` under `tidemark_<name>`.
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
         let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        r.register(format!("tidemark_{name}"), help, metric);
+        // The encoder ends HELP with a period itself.
+        r.register(
+            format!("tidemark_{name}"),
+            help.trim_end_matches('.'),
+            metric,
+        );
     }
 
     /// The OpenMetrics text exposition of all metrics plus the process metrics.

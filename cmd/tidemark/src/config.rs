@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use tidemark_config::{ConfigError, Validate, join};
+use tidemark_distributor::DistributorConfig;
+use tidemark_ingester::IngesterConfig;
+use tidemark_querier::QuerierConfig;
 use tidemark_server::{ServerConfig, TenancyConfig};
 
 /// Everything a `tidemark` process reads at start.
@@ -21,6 +24,9 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     pub(crate) tenancy: TenancyConfig,
     pub(crate) storage: StorageConfig,
+    pub(crate) distributor: DistributorConfig,
+    pub(crate) ingester: IngesterConfig,
+    pub(crate) querier: QuerierConfig,
 }
 
 /// Where the process keeps its local data.
@@ -103,6 +109,9 @@ impl Validate for Config {
         self.server.validate(&join(path, "server"))?;
         self.tenancy.validate(&join(path, "tenancy"))?;
         self.storage.validate(&join(path, "storage"))?;
+        self.distributor.validate(&join(path, "distributor"))?;
+        self.ingester.validate(&join(path, "ingester"))?;
+        self.querier.validate(&join(path, "querier"))?;
         Ok(())
     }
 }
