@@ -57,7 +57,8 @@ pub struct RingSnapshot {
     members: Vec<Member>,
     healthy: Vec<bool>,
     eligibility: Vec<Eligibility>,
-    tables: HashMap<Role, TokenTable>,
+    /// Indexed by `Role as usize`: an array index, not a hash, on the hot path.
+    tables: [Option<TokenTable>; Role::ALL.len()],
     tenants: BTreeMap<String, TenantLimits>,
     built_at_ms: i64,
     heartbeat_timeout_ms: i64,
@@ -133,7 +134,7 @@ impl RingSnapshot {
                 }
             })
             .collect::<Vec<_>>();
-        let mut tables = HashMap::new();
+        let mut tables: [Option<TokenTable>; Role::ALL.len()] = Default::default();
         for role in Role::ALL {
             let mut pairs: Vec<(u32, u32)> = Vec::new();
             let mut zones = std::collections::HashSet::new();
@@ -149,14 +150,11 @@ impl RingSnapshot {
             pairs.sort_unstable();
             pairs.dedup_by_key(|(t, _)| *t);
             let zoned = !zones.contains(&0);
-            tables.insert(
-                role,
-                TokenTable {
-                    tokens: pairs.iter().map(|p| p.0).collect(),
-                    owners: pairs.iter().map(|p| p.1).collect(),
-                    zones: if zoned { zones.len() } else { 0 },
-                },
-            );
+            tables[role as usize] = Some(TokenTable {
+                tokens: pairs.iter().map(|p| p.0).collect(),
+                owners: pairs.iter().map(|p| p.1).collect(),
+                zones: if zoned { zones.len() } else { 0 },
+            });
         }
         RingSnapshot {
             members,
@@ -195,7 +193,7 @@ impl RingSnapshot {
             needed: rf,
             available,
         };
-        let Some(table) = self.tables.get(&role) else {
+        let Some(table) = &self.tables[role as usize] else {
             return Err(too_few(0));
         };
         let n = table.tokens.len();
@@ -272,7 +270,7 @@ impl RingSnapshot {
     /// Share of `role`'s ring owned (as primary, by token ranges) by each member.
     pub fn ownership(&self, role: Role) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
-        if let Some(t) = self.tables.get(&role) {
+        if let Some(t) = &self.tables[role as usize] {
             for i in 0..t.tokens.len() {
                 let id = &self.members[t.owners[i] as usize].id;
                 *out.entry(id.clone()).or_insert(0.0) +=
@@ -287,7 +285,7 @@ impl RingSnapshot {
     /// member's share has moved.
     pub fn effective_ownership(&self, role: Role, op: Operation) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
-        if let Some(t) = self.tables.get(&role) {
+        if let Some(t) = &self.tables[role as usize] {
             for i in 0..t.tokens.len() {
                 if let Some(m) = self
                     .replication_set(role, t.tokens[i], 1, op)
@@ -306,7 +304,7 @@ impl RingSnapshot {
     pub fn status(&self) -> Vec<MemberStatus> {
         let shares: Vec<(Role, BTreeMap<String, f64>)> = Role::ALL
             .into_iter()
-            .filter(|r| self.tables.contains_key(r))
+            .filter(|r| self.tables[*r as usize].is_some())
             .map(|r| (r, self.ownership(r)))
             .collect();
         self.members
