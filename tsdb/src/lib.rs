@@ -15,6 +15,7 @@ pub mod block;
 pub mod chunk;
 mod error;
 pub mod head;
+mod sorted;
 pub mod wal;
 
 pub use block::{BlockId, BlockMeta, BlockReader, BlockWriter, SeriesSamples};

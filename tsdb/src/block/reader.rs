@@ -11,6 +11,7 @@ use super::meta::BlockMeta;
 use super::source::{ByteSource, MemSource};
 use super::tombstones::Tombstones;
 use crate::TsdbError;
+use crate::sorted;
 
 /// A series with its samples in a time range.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,11 +133,11 @@ impl BlockReader {
             };
             let mut union: Vec<u64> = Vec::new();
             for v in values {
-                union = merge_union(&union, &self.index.postings(&m.name, v)?);
+                union = sorted::union2(&union, &self.index.postings(&m.name, v)?);
             }
             result = Some(match result {
                 None => union,
-                Some(r) => intersect(&r, &union),
+                Some(r) => sorted::intersect(vec![r, union]),
             });
             if result.as_ref().is_some_and(Vec::is_empty) {
                 return Ok(Vec::new());
@@ -151,7 +152,7 @@ impl BlockReader {
             // without the label match (the matcher accepts "").
             for v in self.index.label_values(&m.name) {
                 if !m.matches(v) {
-                    refs = subtract(&refs, &self.index.postings(&m.name, v)?);
+                    refs = sorted::subtract(&refs, &self.index.postings(&m.name, v)?);
                 }
             }
         }
@@ -220,60 +221,4 @@ impl BlockReader {
         }
         Ok(out)
     }
-}
-
-fn merge_union(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(a.len());
-    let mut j = 0;
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if j >= b.len() || b[j] != x {
-            out.push(x);
-        }
-    }
-    out
 }

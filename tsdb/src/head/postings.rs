@@ -18,6 +18,8 @@ use std::collections::HashMap;
 
 use tidemark_model::{MatchOp, Matcher};
 
+pub(crate) use crate::sorted::{intersect, subtract, union};
+
 use super::SeriesRef;
 use super::symbols::{Sym, Symbols};
 
@@ -236,83 +238,6 @@ fn inverse_set(m: &Matcher) -> Option<Vec<&str>> {
         MatchOp::NotEqual => Some(vec![m.value.as_str()]),
         _ => None,
     }
-}
-
-/// The sorted union of sorted lists.
-pub(crate) fn union(mut lists: Vec<&[SeriesRef]>) -> Vec<SeriesRef> {
-    match lists.len() {
-        0 => Vec::new(),
-        1 => lists[0].to_vec(),
-        2 => {
-            let (a, b) = (lists[0], lists[1]);
-            let mut out = Vec::with_capacity(a.len() + b.len());
-            let (mut i, mut j) = (0, 0);
-            while i < a.len() && j < b.len() {
-                match a[i].cmp(&b[j]) {
-                    std::cmp::Ordering::Less => {
-                        out.push(a[i]);
-                        i += 1;
-                    }
-                    std::cmp::Ordering::Greater => {
-                        out.push(b[j]);
-                        j += 1;
-                    }
-                    std::cmp::Ordering::Equal => {
-                        out.push(a[i]);
-                        i += 1;
-                        j += 1;
-                    }
-                }
-            }
-            out.extend_from_slice(&a[i..]);
-            out.extend_from_slice(&b[j..]);
-            out
-        }
-        _ => {
-            lists.sort_by_key(|l| std::cmp::Reverse(l.len()));
-            let mut out: Vec<SeriesRef> = lists.concat();
-            out.sort_unstable();
-            out.dedup();
-            out
-        }
-    }
-}
-
-/// The sorted intersection of sorted lists, shortest first.
-pub(crate) fn intersect(mut lists: Vec<Vec<SeriesRef>>) -> Vec<SeriesRef> {
-    lists.sort_by_key(Vec::len);
-    let mut iter = lists.into_iter();
-    let Some(mut acc) = iter.next() else {
-        return Vec::new();
-    };
-    for other in iter {
-        let mut j = 0;
-        acc.retain(|r| {
-            // Gallop through the longer list.
-            j += other[j..].partition_point(|x| x < r);
-            j < other.len() && other[j] == *r
-        });
-        if acc.is_empty() {
-            break;
-        }
-    }
-    acc
-}
-
-/// `a` without the refs in `b`; both sorted.
-pub(crate) fn subtract(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
-    let mut out = Vec::with_capacity(a.len());
-    let mut j = 0;
-    for r in a {
-        while j < b.len() && b[j] < *r {
-            j += 1;
-        }
-        if j < b.len() && b[j] == *r {
-            continue;
-        }
-        out.push(*r);
-    }
-    out
 }
 
 #[cfg(test)]
