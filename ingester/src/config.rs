@@ -62,6 +62,48 @@ impl Default for HeadConfig {
     }
 }
 
+/// Cutting blocks from the head and handing them to a compactor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlocksConfig {
+    /// How often each tenant's head is checked for a block to cut. A block
+    /// of `head.chunk_range` (the block range, aligned) is cut once the
+    /// head spans more than 1.5 block ranges, as Prometheus does.
+    pub cut_check_interval: Duration,
+    /// The compactor's gRPC address (`host:port`) blocks are handed to.
+    /// Empty: the embedded `all` target uses its own address; other targets
+    /// ask the ring, or keep blocks locally when no compactor is known.
+    pub compactor_address: String,
+    /// How often blocks not yet confirmed are offered again and expired
+    /// blocks deleted; a cut or a flush starts a hand-off at once.
+    pub ship_interval: Duration,
+    /// First wait after a failed hand-off; doubles per failure.
+    pub handoff_min_backoff: Duration,
+    /// Longest wait between hand-off attempts of one block.
+    pub handoff_max_backoff: Duration,
+    /// Bytes of a block file per streamed message.
+    pub handoff_message_bytes: usize,
+    /// A block stays on local disk, served by this ingester's queries,
+    /// until this long after the compactor confirmed it: queriers ask
+    /// ingesters about this recent window, and the bucket index they read
+    /// blocks from is refreshed meanwhile.
+    pub recent_query_window: Duration,
+}
+
+impl Default for BlocksConfig {
+    fn default() -> Self {
+        BlocksConfig {
+            cut_check_interval: Duration::from_secs(60),
+            compactor_address: String::new(),
+            ship_interval: Duration::from_secs(30),
+            handoff_min_backoff: Duration::from_secs(1),
+            handoff_max_backoff: Duration::from_secs(120),
+            handoff_message_bytes: 1 << 20,
+            recent_query_window: Duration::from_secs(13 * 3600),
+        }
+    }
+}
+
 /// Configuration of the ingester role.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +121,7 @@ pub struct IngesterConfig {
     /// Series one `Select` may return; 0 = no limit here. A request's own
     /// `max_series` also applies; the smaller one wins.
     pub max_series_per_query: u64,
+    pub blocks: BlocksConfig,
 }
 
 impl Default for IngesterConfig {
@@ -89,6 +132,7 @@ impl Default for IngesterConfig {
             max_series_per_tenant: 0,
             select_batch_series: 256,
             max_series_per_query: 0,
+            blocks: BlocksConfig::default(),
         }
     }
 }
@@ -111,6 +155,34 @@ impl IngesterConfig {
             },
             repair: self.wal.repair,
         }
+    }
+}
+
+impl IngesterConfig {
+    fn validate_blocks(&self, path: &str) -> Result<(), ConfigError> {
+        let b = &self.blocks;
+        for (name, d) in [
+            ("cut_check_interval", b.cut_check_interval),
+            ("ship_interval", b.ship_interval),
+            ("handoff_min_backoff", b.handoff_min_backoff),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(join(path, name), "must be positive"));
+            }
+        }
+        if b.handoff_max_backoff < b.handoff_min_backoff {
+            return Err(ConfigError::invalid(
+                join(path, "handoff_max_backoff"),
+                "must not be below handoff_min_backoff",
+            ));
+        }
+        if !(1024..=(16 << 20)).contains(&b.handoff_message_bytes) {
+            return Err(ConfigError::invalid(
+                join(path, "handoff_message_bytes"),
+                format!("{} is not in 1024..=16777216", b.handoff_message_bytes),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -145,6 +217,7 @@ impl Validate for IngesterConfig {
                 "must be positive",
             ));
         }
+        self.validate_blocks(&join(path, "blocks"))?;
         if self.select_batch_series == 0 {
             return Err(ConfigError::invalid(
                 join(path, "select_batch_series"),
@@ -177,6 +250,17 @@ mod tests {
 
     fn serde_yaml_like(json: &str) -> IngesterConfig {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn block_settings_are_checked() {
+        let mut c = IngesterConfig::default();
+        c.blocks.handoff_max_backoff = Duration::from_millis(10);
+        let e = c.validate("ingester").unwrap_err().to_string();
+        assert!(e.contains("ingester.blocks.handoff_max_backoff"), "{e}");
+        let c: IngesterConfig = serde_yaml_like("{\"blocks\": {\"recent_query_window\": \"1h\"}}");
+        assert_eq!(c.blocks.recent_query_window, Duration::from_secs(3600));
+        assert_eq!(c.blocks.ship_interval, Duration::from_secs(30));
     }
 
     #[test]

@@ -8,11 +8,14 @@ use tidemark_model::TenantId;
 use tidemark_proto::ingester::ingester_server::IngesterServer;
 use tidemark_server::{RoleContext, ServiceState, Services};
 use tidemark_tsdb::TenantHeads;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
+use crate::blocks::{CutMode, LocalBlocks, truncate_replayed};
+use crate::handoff::{CompactorLocator, StaticCompactorLocator};
 use crate::metrics::{IngesterMetrics, TenantLabel};
 use crate::service::IngesterService;
+use crate::shipper::{Shipper, cut_all};
 use crate::{IngesterConfig, IngesterError};
 
 /// Name under which the ingester reports its state in `/ready`.
@@ -32,6 +35,10 @@ pub(crate) enum Readiness {
 pub(crate) struct Shared {
     pub(crate) cfg: IngesterConfig,
     heads: OnceLock<Arc<TenantHeads>>,
+    /// Set before `heads`: once the heads are there, so are the blocks.
+    blocks: OnceLock<Arc<LocalBlocks>>,
+    /// Wakes the shipper after a cut.
+    ship_now: Notify,
     readiness: watch::Sender<Readiness>,
     pub(crate) metrics: IngesterMetrics,
 }
@@ -47,6 +54,54 @@ impl Shared {
             _ => "replaying WAL".to_string(),
         }))
     }
+
+    /// The heads and the local blocks, once the WAL replay finished.
+    pub(crate) fn tsdb(&self) -> Result<(Arc<TenantHeads>, Arc<LocalBlocks>), IngesterError> {
+        let heads = self.heads()?;
+        let blocks = self
+            .blocks
+            .get()
+            .ok_or_else(|| IngesterError::Internal("local blocks not open".into()))?;
+        Ok((heads, Arc::clone(blocks)))
+    }
+
+    /// Cuts blocks per `mode` from every head and wakes the shipper.
+    pub(crate) async fn cut(
+        &self,
+        mode: CutMode,
+    ) -> Result<Vec<crate::shipper::CutBlock>, IngesterError> {
+        let (heads, blocks) = self.tsdb()?;
+        let range = self.cfg.head.chunk_range.as_millis_i64();
+        let cut = cut_all(heads, blocks, range, mode).await?;
+        if !cut.is_empty() {
+            self.ship_now.notify_one();
+        }
+        Ok(cut)
+    }
+}
+
+/// What [`open_tsdb`] opened, with the replay stats per tenant.
+type Opened = (
+    TenantHeads,
+    LocalBlocks,
+    Vec<(TenantId, tidemark_tsdb::ReplayStats)>,
+);
+
+/// Opens the heads (replaying their WALs) and the local blocks, and drops
+/// from the heads what blocks already hold.
+fn open_tsdb(
+    root: &std::path::Path,
+    cfg: &IngesterConfig,
+) -> Result<Opened, tidemark_tsdb::TsdbError> {
+    let (heads, stats) = TenantHeads::open(root, cfg.head_options(), cfg.wal_options())?;
+    let tenants = heads.tenants();
+    let blocks = LocalBlocks::open(root, &tenants)?;
+    for tenant in &tenants {
+        if let (Some(head), Some(tb)) = (heads.get(tenant), blocks.get(tenant)) {
+            truncate_replayed(&head, &tb)?;
+        }
+    }
+    Ok((heads, blocks, stats))
 }
 
 /// The ingester role: per-tenant heads with WALs under
@@ -62,16 +117,32 @@ pub struct Ingester {
 }
 
 impl Ingester {
-    /// Starts opening and replaying every tenant's WAL in the background
-    /// (on `ctx.tasks`) and registers the metrics. Returns at once; use
-    /// [`Ingester::ready`] to wait for the replay.
+    /// [`Ingester::start_with_locator`] with the compactor of
+    /// `ingester.blocks.compactor_address` (none when empty).
     pub async fn start(cfg: IngesterConfig, ctx: RoleContext) -> Result<Self, IngesterError> {
+        let locator = Arc::new(StaticCompactorLocator::new(
+            cfg.blocks.compactor_address.clone(),
+        ));
+        Self::start_with_locator(cfg, ctx, locator).await
+    }
+
+    /// Starts opening and replaying every tenant's WAL and local blocks in
+    /// the background (on `ctx.tasks`), then cutting blocks and handing
+    /// them to the compactor `locator` names; registers the metrics.
+    /// Returns at once; use [`Ingester::ready`] to wait for the replay.
+    pub async fn start_with_locator(
+        cfg: IngesterConfig,
+        ctx: RoleContext,
+        locator: Arc<dyn CompactorLocator>,
+    ) -> Result<Self, IngesterError> {
         let root = ctx.data_dir.join("ingester");
         let metrics = IngesterMetrics::register(&ctx.metrics);
         let (readiness, _) = watch::channel(Readiness::Replaying);
         let shared = Arc::new(Shared {
             cfg,
             heads: OnceLock::new(),
+            blocks: OnceLock::new(),
+            ship_now: Notify::new(),
             readiness,
             metrics,
         });
@@ -81,19 +152,16 @@ impl Ingester {
         let opener = Arc::clone(&shared);
         let services = ctx.services.clone();
         ctx.tasks.spawn(async move {
-            let head_opts = opener.cfg.head_options();
-            let wal_opts = opener.cfg.wal_options();
+            let cfg = opener.cfg.clone();
             let dir = root.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                TenantHeads::open(&dir, head_opts, wal_opts)
-            })
-            .await;
+            let opened = tokio::task::spawn_blocking(move || open_tsdb(&dir, &cfg)).await;
             let outcome = match opened {
-                Ok(Ok((heads, stats))) => {
+                Ok(Ok((heads, blocks, stats))) => {
                     for (tenant, s) in &stats {
                         info!(tenant = %tenant, samples = s.samples, torn = s.torn_records, "tenant WAL replayed");
                     }
-                    // Set only here, once.
+                    // Set only here, once, blocks first.
+                    let _ = opener.blocks.set(Arc::new(blocks));
                     let _ = opener.heads.set(Arc::new(heads));
                     Readiness::Ready
                 }
@@ -130,6 +198,48 @@ impl Ingester {
             }
         });
 
+        let cutter = Arc::clone(&shared);
+        let shutdown = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move {
+            let every = cutter.cfg.blocks.cut_check_interval.as_std();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if cutter.heads.get().is_none() {
+                    continue;
+                }
+                if let Err(e) = cutter.cut(CutMode::Ready).await {
+                    warn!(error = %e, "cutting blocks from the heads failed");
+                }
+            }
+        });
+
+        let shipping = Arc::clone(&shared);
+        let shutdown = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move {
+            let mut shipper = Shipper::new(&shipping.cfg.blocks, locator);
+            let every = shipping.cfg.blocks.ship_interval.as_std();
+            loop {
+                let wake = shipper.next_retry().map_or(every, |t| {
+                    t.saturating_duration_since(std::time::Instant::now())
+                        .min(every)
+                });
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = shipping.ship_now.notified() => {}
+                    _ = tokio::time::sleep(wake) => {}
+                }
+                if let Some(blocks) = shipping.blocks.get() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = shipper.run_once(blocks) => {}
+                    }
+                }
+            }
+        });
+
         Ok(Ingester {
             shared,
             services: ctx.services,
@@ -151,9 +261,10 @@ impl Ingester {
         }
     }
 
-    /// The ingester has no HTTP routes of its own.
+    /// `POST /ingester/flush`: cuts everything in the heads into blocks
+    /// (answering with the blocks written) and starts handing them off.
     pub fn http_routes(&self) -> axum::Router {
-        axum::Router::new()
+        crate::flush::router(Arc::clone(&self.shared))
     }
 
     /// Adds the `Ingester` gRPC service.

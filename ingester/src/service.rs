@@ -16,6 +16,7 @@ use tidemark_tsdb::{AppendResult, TenantHeads, TsdbError};
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
+use crate::blocks::merge_series;
 use crate::convert::{
     describe_proto_labels, labels_from_proto, labels_to_proto, matchers_from_proto,
 };
@@ -191,7 +192,7 @@ impl Ingester for IngesterService {
         &self,
         request: Request<SelectRequest>,
     ) -> Result<Response<Self::SelectStream>, Status> {
-        let heads = self.shared.heads()?;
+        let (heads, blocks) = self.shared.tsdb()?;
         let req = request.into_inner();
         let tenant = tenant_of(&req.tenant)?;
         let matchers = matchers_from_proto(&req.matchers)?;
@@ -201,13 +202,27 @@ impl Ingester for IngesterService {
         } else {
             "ingester.max_series_per_query"
         };
-        let Some(head) = heads.get(&tenant) else {
+        let (head, local) = (heads.get(&tenant), blocks.get(&tenant));
+        if head.is_none() && local.is_none() {
             return Ok(Response::new(futures::stream::empty().boxed()));
-        };
-        let found =
-            tokio::task::spawn_blocking(move || head.select(&matchers, req.start_ms, req.end_ms))
-                .await
-                .map_err(|e| IngesterError::Internal(format!("select task failed: {e}")))?;
+        }
+        let t = tenant.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let in_head = head
+                .map(|h| h.select(&matchers, req.start_ms, req.end_ms))
+                .unwrap_or_default();
+            let in_blocks = match local {
+                Some(b) => b.select(&matchers, req.start_ms, req.end_ms),
+                None => Ok(Vec::new()),
+            };
+            in_blocks.map(|b| merge_series(in_head, b))
+        })
+        .await
+        .map_err(|e| IngesterError::Internal(format!("select task failed: {e}")))?
+        .map_err(|source| IngesterError::Storage {
+            tenant: t.as_str().to_string(),
+            source,
+        })?;
         if limit > 0 && found.len() as u64 > limit {
             return Err(IngesterError::TooManySeries { limit, setting }.into());
         }
@@ -240,18 +255,30 @@ impl Ingester for IngesterService {
         &self,
         request: Request<LabelNamesRequest>,
     ) -> Result<Response<LabelNamesResponse>, Status> {
-        let heads = self.shared.heads()?;
+        let (heads, blocks) = self.shared.tsdb()?;
         let req = request.into_inner();
         let tenant = tenant_of(&req.tenant)?;
         let matchers = matchers_from_proto(&req.matchers)?;
-        let Some(head) = heads.get(&tenant) else {
-            return Ok(Response::new(LabelNamesResponse::default()));
-        };
+        let (head, local) = (heads.get(&tenant), blocks.get(&tenant));
+        let (start, end) = (req.start_ms, req.end_ms);
+        let t = tenant.clone();
         let mut names = tokio::task::spawn_blocking(move || {
-            head.label_names(&matchers, req.start_ms, req.end_ms)
+            let mut names = head
+                .map(|h| h.label_names(&matchers, start, end))
+                .unwrap_or_default();
+            if let Some(b) = local {
+                names.extend(b.label_names(&matchers, start, end)?);
+                names.sort_unstable();
+                names.dedup();
+            }
+            Ok::<_, TsdbError>(names)
         })
         .await
-        .map_err(|e| IngesterError::Internal(format!("label names task failed: {e}")))?;
+        .map_err(|e| IngesterError::Internal(format!("label names task failed: {e}")))?
+        .map_err(|source| IngesterError::Storage {
+            tenant: t.as_str().to_string(),
+            source,
+        })?;
         if req.limit > 0 {
             names.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }
@@ -262,19 +289,30 @@ impl Ingester for IngesterService {
         &self,
         request: Request<LabelValuesRequest>,
     ) -> Result<Response<LabelValuesResponse>, Status> {
-        let heads = self.shared.heads()?;
+        let (heads, blocks) = self.shared.tsdb()?;
         let req = request.into_inner();
         let tenant = tenant_of(&req.tenant)?;
         let matchers = matchers_from_proto(&req.matchers)?;
-        let Some(head) = heads.get(&tenant) else {
-            return Ok(Response::new(LabelValuesResponse::default()));
-        };
-        let name = req.name;
+        let (head, local) = (heads.get(&tenant), blocks.get(&tenant));
+        let (name, start, end) = (req.name, req.start_ms, req.end_ms);
+        let t = tenant.clone();
         let mut values = tokio::task::spawn_blocking(move || {
-            head.label_values(&name, &matchers, req.start_ms, req.end_ms)
+            let mut values = head
+                .map(|h| h.label_values(&name, &matchers, start, end))
+                .unwrap_or_default();
+            if let Some(b) = local {
+                values.extend(b.label_values(&name, &matchers, start, end)?);
+                values.sort_unstable();
+                values.dedup();
+            }
+            Ok::<_, TsdbError>(values)
         })
         .await
-        .map_err(|e| IngesterError::Internal(format!("label values task failed: {e}")))?;
+        .map_err(|e| IngesterError::Internal(format!("label values task failed: {e}")))?
+        .map_err(|source| IngesterError::Storage {
+            tenant: t.as_str().to_string(),
+            source,
+        })?;
         if req.limit > 0 {
             values.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }

@@ -350,6 +350,13 @@ impl Head {
         self.stripes[stripe_of_ref(r)].read().contains(r)
     }
 
+    /// Refuses samples before `t` from now on, without dropping anything:
+    /// set before a block up to `t` is cut, so no append lands in the range
+    /// being written after its series were read.
+    pub fn refuse_before(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
     /// Drops every sample before `before` (a block now holds them), removes
     /// series left without samples, and refuses samples before `before`
     /// from now on. With a WAL, then checkpoints it so the segments holding
