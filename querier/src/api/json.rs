@@ -3,7 +3,8 @@
 //! Prometheus encodes with Go's `encoding/json` rules: `<`, `>` and `&` are
 //! escaped as `\u003c`, `\u003e`, `\u0026`, U+2028/U+2029 as `\u2028`/`\u2029`,
 //! control characters other than `\n`, `\r`, `\t` as `\u00XX`. Sample values
-//! are strings in Go's shortest `'f'` form (`NaN`, `+Inf`, `-Inf`), and
+//! are strings in Go's shortest `'f'` form, `'e'` below 1e-6 and from 1e21
+//! (`NaN`, `+Inf`, `-Inf`), and
 //! timestamps are seconds with the milliseconds written out (`1.500`, `2`).
 
 use std::fmt::Write as _;
@@ -163,9 +164,13 @@ impl Json {
     }
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)` with Prometheus's spelling
-/// of the special values. Rust's `Display` for `f64` is the same shortest
-/// round-trip decimal without exponent.
+/// A sample value as Prometheus's `jsonutil.MarshalFloat` writes it: Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)`, except `'e'` (`8.11e-07`,
+/// `1e+21`) for magnitudes below 1e-6 or from 1e21 on, and Prometheus's
+/// spelling of the special values. Rust's `Display` for `f64` is the same
+/// shortest round-trip decimal without exponent; `LowerExp` has the same
+/// digits with Rust's exponent spelling (`8.11e-7`), rewritten to Go's
+/// (sign always, at least two digits).
 pub(crate) fn push_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
@@ -173,6 +178,14 @@ pub(crate) fn push_float(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
+        let e = format!("{v:e}");
+        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
     } else {
         let _ = write!(out, "{v}");
     }
@@ -189,12 +202,18 @@ mod tests {
     }
 
     #[test]
-    fn floats_match_go_format_float_f_minus_one() {
+    fn floats_match_prometheus_marshal_float() {
         assert_eq!(f(1.0), "1");
         assert_eq!(f(0.1), "0.1");
         assert_eq!(f(-0.0), "-0");
-        assert_eq!(f(1e21), "1000000000000000000000");
-        assert_eq!(f(1e-7), "0.0000001");
+        assert_eq!(f(0.000001), "0.000001");
+        assert_eq!(f(0.000001202), "0.000001202");
+        assert_eq!(f(8.11e-7), "8.11e-07");
+        assert_eq!(f(-1e-7), "-1e-07");
+        assert_eq!(f(5e-324), "5e-324");
+        assert_eq!(f(1e20), "100000000000000000000");
+        assert_eq!(f(1e21), "1e+21");
+        assert_eq!(f(-1.5e300), "-1.5e+300");
         assert_eq!(f(123456.789), "123456.789");
         assert_eq!(f(f64::NAN), "NaN");
         assert_eq!(f(f64::INFINITY), "+Inf");
