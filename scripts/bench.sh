@@ -9,21 +9,23 @@
 # and prints the table (docs/benchmarks.md, "Side by side").
 #
 #   scripts/bench.sh            ~10 minutes: 5000 series, 24 h of history at 60 s
-#   scripts/bench.sh --quick    ~2 minutes: 1000 series, 24 h at 300 s, 3 query runs
+#   scripts/bench.sh --quick    ~2 minutes: 1000 series, 24 h at 120 s, 3 query runs
 #
 # Knobs (after --quick to override it): --series N --hours H --interval S
 #   --churn PCT (per hour) --connections N --reps N --samples-per-series K
-#   --targets tidemark,cluster,victoria,prometheus --out DIR --no-build
+#   --targets tidemark,cluster,victoria,prometheus --out DIR
+#   --no-build --bin-dir DIR (prebuilt tidemark and tidemark-bench; default
+#   $CARGO_TARGET_DIR/release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
 series=5000 hours=24 interval=60 churn=2 connections=4 reps=10 k=1
 targets="tidemark,cluster,victoria,prometheus"
-out="" build=1
+out="" build=1 bin_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) series=1000 hours=24 interval=300 reps=3 ;;
+    --quick) series=1000 hours=24 interval=120 reps=3 ;;
     --series) series="$2"; shift ;;
     --hours) hours="$2"; shift ;;
     --interval) interval="$2"; shift ;;
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
     --targets) targets="$2"; shift ;;
     --out) out="$2"; shift ;;
     --no-build) build=0 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bin-dir) bin_dir="$2"; build=0; shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -48,8 +51,9 @@ if [ $build = 1 ]; then
     cargo build --release -p tidemark --bin tidemark
     cargo build --release -p tidemark-bench --bin tidemark-bench
 fi
-tidemark="$target_dir/release/tidemark"
-bench="$target_dir/release/tidemark-bench"
+bin_dir="${bin_dir:-$target_dir/release}"
+tidemark="$bin_dir/tidemark"
+bench="$bin_dir/tidemark-bench"
 for b in "$tidemark" "$bench"; do
     [ -x "$b" ] || { echo "bench.sh: $b missing (run without --no-build)" >&2; exit 1; }
 done
