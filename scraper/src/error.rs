@@ -51,3 +51,20 @@ pub enum ScrapeError {
         message: String,
     },
 }
+
+impl tidemark_server::ApiError for ScrapeError {
+    fn kind(&self) -> tidemark_server::ErrorKind {
+        use tidemark_server::ErrorKind;
+        match self {
+            ScrapeError::Config(_)
+            | ScrapeError::Target { .. }
+            | ScrapeError::Parse(_)
+            | ScrapeError::InvalidSeries { .. }
+            | ScrapeError::LimitExceeded { .. } => ErrorKind::BadRequest,
+            ScrapeError::Discovery { .. } | ScrapeError::Http { .. } | ScrapeError::Sink { .. } => {
+                ErrorKind::Unavailable
+            }
+            ScrapeError::Timeout { .. } => ErrorKind::Timeout,
+        }
+    }
+}

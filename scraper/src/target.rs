@@ -65,6 +65,9 @@ pub struct Target {
     all: Vec<(String, String)>,
     /// The labels stored with samples (no `__` prefix), sorted.
     labels: Labels,
+    /// The labels discovery produced, before relabeling (`__meta_*`
+    /// included), shown as `discoveredLabels` on `/api/v1/targets`.
+    discovered: Labels,
     pub url: String,
     pub interval: Duration,
     pub timeout: Duration,
@@ -72,6 +75,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The labels before relabeling, as discovery produced them.
+    pub fn discovered_labels(&self) -> &Labels {
+        &self.discovered
+    }
+
     /// The public labels attached to every sample of this target.
     pub fn labels(&self) -> &Labels {
         &self.labels
@@ -283,6 +291,7 @@ pub fn build_target(
     };
     Ok(Built::Target(Target {
         labels: Labels::from_sorted_pairs(public),
+        discovered: pre,
         all: lb
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))

@@ -141,7 +141,11 @@ async fn scrapes_negotiates_and_reports() {
     let mut l = make_loop(port, "    tenant: team-a\n");
     let batch = l.scrape_once(10_000).await;
     assert_eq!(batch.tenant.as_str(), "team-a");
-    assert_eq!(l.last_error(), None);
+    let last = l.health().last();
+    assert_eq!(
+        (last.health.as_str(), last.at_ms, last.error.as_str()),
+        ("up", 10_000, "")
+    );
     assert_eq!(value(&batch, "up"), Some(1.0));
     assert_eq!(value(&batch, "scrape_samples_scraped"), Some(2.0));
     assert_eq!(value(&batch, "scrape_series_added"), Some(2.0));
@@ -199,6 +203,9 @@ async fn failures_mark_the_target_down() {
 
     *reply.lock().unwrap() = ok_reply("a{b=\"unterminated} 1\n");
     assert_eq!(value(&l.scrape_once(3).await, "up"), Some(0.0));
+    let last = l.health().last();
+    assert_eq!(last.health.as_str(), "down");
+    assert!(last.error.contains("parse error"), "{}", last.error);
 
     *reply.lock().unwrap() = Reply {
         delay: Duration::from_millis(900),

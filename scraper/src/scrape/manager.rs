@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::append::JobContext;
+use super::health::TargetHealth;
 use super::http::Fetcher;
 use super::run::ScrapeLoop;
 use super::{SampleSink, TargetOwnership};
@@ -16,13 +17,32 @@ use crate::ScrapeError;
 use crate::config::PrometheusConfig;
 use crate::discovery::job_target_groups;
 use crate::relabel::Relabeler;
-use crate::target::{Built, Target, build_target};
+use crate::target::{Built, Target, TargetGroup, build_target};
+use tidemark_model::Labels;
 
 struct Running {
     job: String,
     url: String,
+    target: Target,
+    health: Arc<TargetHealth>,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+}
+
+/// A target this scraper scrapes, for `/api/v1/targets`.
+#[derive(Debug, Clone)]
+pub struct ActiveTarget {
+    /// The job name (`scrapePool`).
+    pub pool: String,
+    pub target: Target,
+    pub health: Arc<TargetHealth>,
+}
+
+/// A discovered target that relabeling dropped, for `/api/v1/targets`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedTarget {
+    pub pool: String,
+    pub discovered: Labels,
 }
 
 /// What a config apply changed, and the targets that could not be used.
@@ -52,6 +72,9 @@ pub struct ScrapeManager<S: SampleSink, O: TargetOwnership> {
     default_tenant: TenantId,
     seed: u64,
     config: Option<PrometheusConfig>,
+    /// Latest groups of each `http_sd_configs` entry, by (job, URL).
+    http_sd: HashMap<(String, String), Vec<TargetGroup>>,
+    dropped: Vec<DroppedTarget>,
     loops: HashMap<u64, Running>,
     /// Cancelled loops still writing their staleness markers.
     stopping: Vec<Running>,
@@ -72,6 +95,8 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
             default_tenant,
             seed,
             config: None,
+            http_sd: HashMap::new(),
+            dropped: Vec::new(),
             loops: HashMap::new(),
             stopping: Vec::new(),
         })
@@ -98,6 +123,38 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
         v
     }
 
+    /// Every running target with its last scrape, sorted by job and URL.
+    pub fn active_targets(&self) -> Vec<ActiveTarget> {
+        let mut v: Vec<ActiveTarget> = self
+            .loops
+            .values()
+            .map(|r| ActiveTarget {
+                pool: r.job.clone(),
+                target: r.target.clone(),
+                health: Arc::clone(&r.health),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.pool, &a.target.url).cmp(&(&b.pool, &b.target.url)));
+        v
+    }
+
+    /// Targets dropped by `relabel_configs` at the last apply.
+    pub fn dropped_targets(&self) -> &[DroppedTarget] {
+        &self.dropped
+    }
+
+    /// Records the latest target groups of the `http_sd_configs` entry with
+    /// `url` in `job`; they are used from the next apply or refresh on.
+    /// Returns whether they differ from the previous ones.
+    pub fn set_http_sd_groups(&mut self, job: &str, url: &str, groups: Vec<TargetGroup>) -> bool {
+        let key = (job.to_string(), url.to_string());
+        if self.http_sd.get(&key) == Some(&groups) {
+            return false;
+        }
+        self.http_sd.insert(key, groups);
+        true
+    }
+
     /// Parses, validates and applies a prometheus.yml. Must run inside a
     /// Tokio runtime (it spawns the loops).
     pub fn apply_yaml(&mut self, yaml: &str) -> Result<ApplyReport, ScrapeError> {
@@ -114,14 +171,10 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
     fn apply_inner(&mut self, cfg: PrometheusConfig, log_unsupported: bool) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut desired: HashMap<u64, (Target, Arc<JobContext>)> = HashMap::new();
+        let mut dropped = Vec::new();
         for job in &cfg.scrape_configs {
-            for (kind, n) in [
-                ("http_sd_configs", job.http_sd_configs.len()),
-                ("kubernetes_sd_configs", job.kubernetes_sd_configs.len()),
-            ] {
-                if n > 0 && log_unsupported {
-                    tracing::warn!(job = %job.job_name, discovery = kind, "discovery configured but not running yet; its targets are not scraped");
-                }
+            if !job.kubernetes_sd_configs.is_empty() && log_unsupported {
+                tracing::warn!(job = %job.job_name, discovery = "kubernetes_sd_configs", "discovery configured but not running yet; its targets are not scraped");
             }
             let ctx = Arc::new(JobContext::new(job, &cfg.global));
             let relabel: Vec<Relabeler> = job
@@ -144,14 +197,25 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
                     format!("{settings:?}{:?}", cfg.global.external_labels).as_bytes(),
                 )
             };
-            let (groups, discovery_errors) = job_target_groups(job);
+            let (mut groups, discovery_errors) = job_target_groups(job);
             report.errors.extend(discovery_errors);
+            for sd in &job.http_sd_configs {
+                if let Some(g) = self.http_sd.get(&(job.job_name.clone(), sd.url.clone())) {
+                    groups.extend(g.iter().cloned());
+                }
+            }
             let mut job_targets = Vec::new();
             for group in &groups {
                 for t in &group.targets {
                     match build_target(job, &relabel, t, &group.labels) {
                         Ok(Built::Target(target)) => job_targets.push(target),
-                        Ok(Built::Dropped(_)) => report.dropped += 1,
+                        Ok(Built::Dropped(discovered)) => {
+                            report.dropped += 1;
+                            dropped.push(DroppedTarget {
+                                pool: job.job_name.clone(),
+                                discovered,
+                            });
+                        }
                         Err(e) => report.errors.push(e),
                     }
                 }
@@ -199,12 +263,13 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
             let url = target.url.clone();
             let cancel = CancellationToken::new();
             let l = ScrapeLoop::new(
-                target,
+                target.clone(),
                 ctx,
                 self.default_tenant.clone(),
                 self.fetcher.clone(),
                 self.seed,
             );
+            let health = l.health();
             let handle = tokio::spawn(l.run(Arc::clone(&self.sink), cancel.clone()));
             tracing::info!(job = %job, target = %url, "scrape loop started");
             self.loops.insert(
@@ -212,17 +277,27 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
                 Running {
                     job,
                     url,
+                    target,
+                    health,
                     cancel,
                     handle,
                 },
             );
             report.started += 1;
         }
+        // Forget groups of http_sd entries the config no longer has.
+        self.http_sd.retain(|(job, url), _| {
+            cfg.scrape_configs
+                .iter()
+                .any(|j| &j.job_name == job && j.http_sd_configs.iter().any(|sd| &sd.url == url))
+        });
+        self.dropped = dropped;
         self.config = Some(cfg);
         report
     }
 
-    /// Re-reads discovery sources (file_sd files) under the current config
+    /// Re-reads discovery sources (file_sd files, cached http_sd groups) and
+    /// re-checks ownership under the current config
     /// and starts/stops loops for targets that appeared or went away. Call it
     /// every `refresh_interval`; unchanged targets keep running.
     pub fn refresh_discovery(&mut self) -> Option<ApplyReport> {

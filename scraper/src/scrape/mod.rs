@@ -8,6 +8,7 @@
 //! ring decides which scraper scrapes which target.
 
 mod append;
+mod health;
 mod http;
 mod manager;
 mod run;
@@ -19,8 +20,9 @@ use std::sync::Mutex;
 use tidemark_model::{Labels, Sample, TenantId};
 
 pub use append::{JobContext, ScrapeOutcome, ScrapeState, report_samples};
+pub use health::{Health, LastScrape, TargetHealth};
 pub use http::{AuthConfig, FetchedBody, Fetcher};
-pub use manager::{ApplyReport, ScrapeManager};
+pub use manager::{ActiveTarget, ApplyReport, DroppedTarget, ScrapeManager};
 pub use run::ScrapeLoop;
 
 use crate::ScrapeError;
@@ -46,8 +48,15 @@ pub trait SampleSink: Send + Sync + 'static {
 /// Decides whether this scraper scrapes a target. With several scrapers the
 /// ring implements it (a target belongs to the scraper owning its hash), so
 /// a scraper joining or leaving moves only its share of targets.
-pub trait TargetOwnership: Send + Sync {
+pub trait TargetOwnership: Send + Sync + 'static {
     fn owns(&self, target: &Target) -> bool;
+
+    /// Changes whenever the answer of [`TargetOwnership::owns`] may have
+    /// changed (a scraper joined, left or stopped heartbeating); the
+    /// scraper service re-checks its targets when it does.
+    fn epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// The single-scraper ownership: every target is ours.

@@ -7,6 +7,7 @@ use tidemark_model::TenantId;
 use tokio_util::sync::CancellationToken;
 
 use super::append::{JobContext, ScrapeState, report_samples};
+use super::health::{Health, LastScrape, TargetHealth};
 use super::http::Fetcher;
 use super::schedule::{first_scrape_at, offset_ms};
 use super::{SampleSink, ScrapeBatch};
@@ -27,7 +28,7 @@ pub struct ScrapeLoop {
     fetcher: Fetcher,
     state: ScrapeState,
     seed: u64,
-    last_error: Option<String>,
+    health: Arc<TargetHealth>,
 }
 
 impl ScrapeLoop {
@@ -49,7 +50,7 @@ impl ScrapeLoop {
             fetcher,
             state: ScrapeState::new(),
             seed,
-            last_error: None,
+            health: Arc::new(TargetHealth::default()),
         }
     }
 
@@ -57,10 +58,10 @@ impl ScrapeLoop {
         &self.target
     }
 
-    /// Why the last scrape failed (`None` after a successful one), for the
-    /// targets page and logs.
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+    /// The last scrape's health, error and timing, shared with the targets
+    /// page.
+    pub fn health(&self) -> Arc<TargetHealth> {
+        Arc::clone(&self.health)
     }
 
     /// One scrape stamped `ts`: the scraped samples, staleness markers and
@@ -89,7 +90,20 @@ impl ScrapeLoop {
             Err(e) => self.state.failed(ts, e),
         };
         let duration = started.elapsed().as_secs_f64();
-        self.last_error = outcome.error.as_ref().map(ToString::to_string);
+        self.health.record(LastScrape {
+            health: if outcome.error.is_none() {
+                Health::Up
+            } else {
+                Health::Down
+            },
+            at_ms: ts,
+            duration_s: duration,
+            error: outcome
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        });
         if let Some(e) = &outcome.error {
             tracing::debug!(job = %self.ctx.job_name, target = %self.target.url, tenant = %self.tenant, error = %e, "scrape failed");
         }

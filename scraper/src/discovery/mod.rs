@@ -1,5 +1,5 @@
-//! Target discovery that needs no external system: `static_configs` and
-//! `file_sd_configs` files.
+//! Target discovery: `static_configs`, `file_sd_configs` files and
+//! `http_sd_configs` endpoints ([`http`]).
 //!
 //! File discovery reads JSON (`.json`) or YAML (`.yml`, `.yaml`) files of
 //! target groups, the format Prometheus documents:
@@ -7,8 +7,12 @@
 //! in the last path component matches any file name. Each group gets the
 //! `__meta_filepath` label. Files are read when a config is applied and on
 //! every [`crate::scrape::ScrapeManager::refresh_discovery`] (driven by the
-//! `refresh_interval`); a file that cannot be read or parsed is reported and
-//! contributes no targets.
+//! `refresh_interval`) and whenever [`file_sd_fingerprint`] changes (the
+//! scraper service polls it every second: a file written, renamed into
+//! place or removed is picked up within about a second); a file that cannot
+//! be read or parsed is reported and contributes no targets.
+
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,17 +20,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ScrapeError;
-use crate::config::ScrapeConfig;
 use crate::config::sd::{FileSdConfig, check_target_address};
+use crate::config::{PrometheusConfig, ScrapeConfig};
 use crate::target::TargetGroup;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileGroup {
+pub(crate) struct FileGroup {
     #[serde(default)]
-    targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// The target groups of one job from every source that runs today, plus the
@@ -52,6 +56,29 @@ pub fn job_target_groups(job: &ScrapeConfig) -> (Vec<TargetGroup>, Vec<ScrapeErr
         }
     }
     (groups, errors)
+}
+
+/// A fingerprint of every file_sd file of `cfg` (names, sizes, modification
+/// times): when it changes, the files must be read again.
+pub fn file_sd_fingerprint(cfg: &PrometheusConfig) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for job in &cfg.scrape_configs {
+        for sd in &job.file_sd_configs {
+            for path in expand_patterns(sd) {
+                h.update(path.as_os_str().as_encoded_bytes());
+                if let Ok(m) = std::fs::metadata(&path) {
+                    h.update(&m.len().to_le_bytes());
+                    let mtime = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    h.update(&mtime.to_le_bytes());
+                }
+            }
+        }
+    }
+    h.digest()
 }
 
 /// The files a `file_sd_configs` entry names, patterns expanded, sorted.
