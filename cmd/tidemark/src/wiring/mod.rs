@@ -13,6 +13,8 @@ use tidemark_server::RoleContext;
 use crate::config::Config;
 use crate::roles::{Role, Target};
 
+mod blocks;
+
 /// A started role, kept to serve and to stop.
 enum Started {
     Ingester(Ingester),
@@ -77,7 +79,8 @@ pub(crate) async fn start_roles(
     for role in &target.roles {
         match role {
             Role::Ingester => {
-                let i = Ingester::start(cfg.ingester.clone(), ctx.clone())
+                let locator = blocks::compactor_locator(cfg, target, ctx);
+                let i = Ingester::start_with_locator(cfg.ingester.clone(), ctx.clone(), locator)
                     .await
                     .context("starting the ingester")?;
                 started.roles.push(Started::Ingester(i));
