@@ -65,6 +65,48 @@ impl Grouping {
     }
 }
 
+/// Grouping keys and output labels of the previous step's input, by
+/// position: a step's input usually lists the same series in the same
+/// order, so keys and labels are computed once per series, not per step.
+#[derive(Default)]
+pub(crate) struct GroupCache {
+    by_pos: Vec<(Labels, u64, Option<Labels>)>,
+}
+
+impl GroupCache {
+    /// The entry of position `pos` for labels `l`, recomputed when the
+    /// position held other labels before.
+    fn entry(
+        &mut self,
+        g: &Grouping,
+        pos: usize,
+        l: &Labels,
+    ) -> &mut (Labels, u64, Option<Labels>) {
+        let fresh = match self.by_pos.get(pos) {
+            Some((cached, _, _)) => cached != l,
+            None => true,
+        };
+        if fresh {
+            let e = (l.clone(), g.key(l), None);
+            if pos < self.by_pos.len() {
+                self.by_pos[pos] = e;
+            } else {
+                self.by_pos.push(e);
+            }
+        }
+        &mut self.by_pos[pos]
+    }
+
+    fn key(&mut self, g: &Grouping, pos: usize, l: &Labels) -> u64 {
+        self.entry(g, pos, l).1
+    }
+
+    fn labels(&mut self, g: &Grouping, pos: usize, l: &Labels) -> Labels {
+        let e = self.entry(g, pos, l);
+        e.2.get_or_insert_with(|| g.labels(l)).clone()
+    }
+}
+
 /// Running state of one output group.
 struct Group {
     labels: Labels,
@@ -113,10 +155,12 @@ impl<'a> Evaluator<'a> {
             None => None,
         };
         let input = self.eval_vector(&a.expr, ts)?;
-        match op.as_str() {
+        let node = a as *const AggregateExpr as usize;
+        let mut cache = self.group_caches.remove(&node).unwrap_or_default();
+        let res = match op.as_str() {
             "topk" | "bottomk" | "limitk" | "limit_ratio" => {
                 let p = param.unwrap_or(f64::NAN);
-                self.aggregate_k(a, &op, p, &grouping, input)
+                self.aggregate_k(a, &op, p, &grouping, &mut cache, input)
                     .map(Val::Vector)
             }
             _ => {
@@ -125,9 +169,12 @@ impl<'a> Evaluator<'a> {
                 {
                     self.quantile_warning(param.unwrap_or(f64::NAN), p);
                 }
-                aggregate(&op, param.unwrap_or(f64::NAN), &grouping, input).map(Val::Vector)
+                aggregate(&op, param.unwrap_or(f64::NAN), &grouping, &mut cache, input)
+                    .map(Val::Vector)
             }
-        }
+        };
+        self.group_caches.insert(node, cache);
+        res
     }
 
     fn aggregate_k(
@@ -136,6 +183,7 @@ impl<'a> Evaluator<'a> {
         op: &str,
         p: f64,
         grouping: &Grouping,
+        cache: &mut GroupCache,
         input: Vec<Elem>,
     ) -> Result<Vec<Elem>, PromqlError> {
         if op == "limit_ratio" {
@@ -186,8 +234,8 @@ impl<'a> Evaluator<'a> {
         // Groups in order of first appearance; members in input order.
         let mut index: HashMap<u64, usize> = HashMap::new();
         let mut groups: Vec<Vec<Elem>> = Vec::new();
-        for el in input {
-            let key = grouping.key(&el.labels);
+        for (pos, el) in input.into_iter().enumerate() {
+            let key = cache.key(grouping, pos, &el.labels);
             let gi = *index.entry(key).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -246,12 +294,13 @@ fn aggregate(
     op: &str,
     q: f64,
     grouping: &Grouping,
+    cache: &mut GroupCache,
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, PromqlError> {
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
-    for el in input {
-        let key = grouping.key(&el.labels);
+    for (pos, el) in input.into_iter().enumerate() {
+        let key = cache.key(grouping, pos, &el.labels);
         let f = el.v;
         let Some(&gi) = index.get(&key) else {
             index.insert(key, groups.len());
@@ -267,7 +316,7 @@ fn aggregate(
                 _ => f,
             };
             groups.push(Group {
-                labels: grouping.labels(&el.labels),
+                labels: cache.labels(grouping, pos, &el.labels),
                 value,
                 mean: f,
                 kahan_c: 0.0,

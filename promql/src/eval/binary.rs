@@ -221,15 +221,12 @@ impl<'a> Evaluator<'a> {
                         let fill = m
                             .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
                             .unwrap_or((None, None));
-                        Ok(Val::Vector(vector_binop(
-                            op,
-                            l,
-                            r,
-                            &matching,
-                            card,
-                            fill,
-                            return_bool,
-                        )?))
+                        let node = b as *const BinaryExpr as usize;
+                        let mut cache = self.binary_caches.remove(&node).unwrap_or_default();
+                        let res =
+                            vector_binop(op, l, r, &matching, &mut cache, card, fill, return_bool);
+                        self.binary_caches.insert(node, cache);
+                        Ok(Val::Vector(res?))
                     }
                 }
             }
@@ -306,11 +303,38 @@ fn set_op(op: Op, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching<'_>) -> Vec<Elem>
     }
 }
 
-fn vector_binop(
+/// Join keys and result labels of the previous step, by position: a
+/// step's operands usually list the same series in the same order, so
+/// signatures and result label sets are built once per series, not per
+/// step.
+#[derive(Default)]
+pub(crate) struct BinaryCache {
+    lhs: Vec<(Labels, Vec<u8>)>,
+    rhs: Vec<(Labels, Vec<u8>)>,
+    /// Per position of the "many" side: its labels, its partner's labels
+    /// and the result's labels.
+    metrics: Vec<Option<(Labels, Labels, Labels)>>,
+}
+
+/// Brings `side` up to date with the signatures of `elems`.
+fn fill_signatures(side: &mut Vec<(Labels, Vec<u8>)>, m: &Matching<'_>, elems: &[Elem]) {
+    side.truncate(elems.len());
+    for (pos, e) in elems.iter().enumerate() {
+        match side.get_mut(pos) {
+            Some((l, _)) if *l == e.labels => {}
+            Some(slot) => *slot = (e.labels.clone(), m.signature(&e.labels)),
+            None => side.push((e.labels.clone(), m.signature(&e.labels))),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vector_binop<'c>(
     op: Op,
     lhs: Vec<Elem>,
     rhs: Vec<Elem>,
     m: &Matching<'_>,
+    cache: &'c mut BinaryCache,
     card: Option<&VectorMatchCardinality>,
     (fill_lhs, fill_rhs): (Option<f64>, Option<f64>),
     return_bool: bool,
@@ -340,11 +364,20 @@ fn vector_binop(
     // fill the unmatched entries of the processed right side.
     let (fill_many, fill_one) = (fill_lhs, fill_rhs);
 
-    let mut right: HashMap<Vec<u8>, Elem> = HashMap::with_capacity(rhs.len());
-    let mut right_order: Vec<Vec<u8>> = Vec::new();
-    for rs in rhs {
-        let sig = m.signature(&rs.labels);
-        if let Some(dup) = right.get(&sig) {
+    let BinaryCache {
+        lhs: lsigs,
+        rhs: rsigs,
+        metrics,
+    } = cache;
+    fill_signatures(lsigs, m, &lhs);
+    fill_signatures(rsigs, m, &rhs);
+    let (lsigs, rsigs): (&'c [(Labels, Vec<u8>)], &'c [(Labels, Vec<u8>)]) = (lsigs, rsigs);
+    metrics.resize(lhs.len(), None);
+    let mut right: HashMap<&[u8], &Elem> = HashMap::with_capacity(rhs.len());
+    let mut right_order: Vec<&[u8]> = Vec::new();
+    for (rs, (_, sig)) in rhs.iter().zip(rsigs) {
+        let sig = sig.as_slice();
+        if let Some(dup) = right.get(sig) {
             let side = if one_to_many { "left" } else { "right" };
             let (a, b) = if dup.labels <= rs.labels {
                 (&dup.labels, &rs.labels)
@@ -358,18 +391,19 @@ fn vector_binop(
                 go_labels_string(b),
             )));
         }
-        right_order.push(sig.clone());
+        right_order.push(sig);
         right.insert(sig, rs);
     }
 
     let mut matched = HashMap::new();
-    let mut out = Vec::new();
-    type Matched = HashMap<Vec<u8>, Option<std::collections::HashSet<Labels>>>;
+    let mut out = Vec::with_capacity(lhs.len());
+    type Matched<'s> = HashMap<&'s [u8], Option<std::collections::HashSet<Labels>>>;
     let do_op = |ls: &Elem,
                  rs: &Elem,
-                 sig: &[u8],
+                 sig: &'c [u8],
+                 metric: Labels,
                  out: &mut Vec<Elem>,
-                 matched: &mut Matched|
+                 matched: &mut Matched<'c>|
      -> Result<(), PromqlError> {
         let (fl, fr) = if one_to_many {
             (rs.v, ls.v)
@@ -380,17 +414,16 @@ fn vector_binop(
         if return_bool {
             v = bool_f(keep);
         }
-        let metric = result_metric(&ls.labels, &rs.labels, op, m, grouped, &include);
         if !grouped {
             if matched.contains_key(sig) {
                 return Err(PromqlError::exec(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                 ));
             }
-            matched.insert(sig.to_vec(), None);
+            matched.insert(sig, None);
         } else {
             let set = matched
-                .entry(sig.to_vec())
+                .entry(sig)
                 .or_insert_with(|| Some(Default::default()));
             if let Some(set) = set
                 && !set.insert(metric.clone())
@@ -416,10 +449,22 @@ fn vector_binop(
         Ok(())
     };
 
-    for ls in &lhs {
-        let sig = m.signature(&ls.labels);
-        match right.get(&sig) {
-            Some(rs) => do_op(ls, rs, &sig, &mut out, &mut matched)?,
+    let metric_of =
+        |ls: &Elem, rs: &Elem| result_metric(&ls.labels, &rs.labels, op, m, grouped, &include);
+    for ((ls, (_, sig)), slot) in lhs.iter().zip(lsigs).zip(metrics.iter_mut()) {
+        let sig = sig.as_slice();
+        match right.get(sig) {
+            Some(rs) => {
+                let metric = match slot {
+                    Some((l, r, res)) if *l == ls.labels && *r == rs.labels => res.clone(),
+                    _ => {
+                        let res = metric_of(ls, rs);
+                        *slot = Some((ls.labels.clone(), rs.labels.clone(), res.clone()));
+                        res
+                    }
+                };
+                do_op(ls, rs, sig, metric, &mut out, &mut matched)?;
+            }
             None => {
                 if let Some(f) = fill_one {
                     let rs = Elem {
@@ -427,13 +472,13 @@ fn vector_binop(
                         v: f,
                         drop_name: false,
                     };
-                    do_op(ls, &rs, &sig, &mut out, &mut matched)?;
+                    do_op(ls, &rs, sig, metric_of(ls, &rs), &mut out, &mut matched)?;
                 }
             }
         }
     }
     if let Some(f) = fill_many {
-        for sig in &right_order {
+        for sig in right_order {
             if matched.contains_key(sig) {
                 continue;
             }
@@ -443,7 +488,7 @@ fn vector_binop(
                 v: f,
                 drop_name: false,
             };
-            do_op(&ls, rs, sig, &mut out, &mut matched)?;
+            do_op(&ls, rs, sig, metric_of(&ls, rs), &mut out, &mut matched)?;
         }
     }
     Ok(out)

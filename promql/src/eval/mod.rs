@@ -105,6 +105,12 @@ pub(crate) struct Evaluator<'a> {
     subquery_cache: HashMap<usize, BTreeMap<i64, Arc<Vec<Elem>>>>,
     /// Samples held by `subquery_cache`, counted against the sample limit.
     cached_samples: usize,
+    /// Window cursors of the selectors, by selector node.
+    cursors: HashMap<usize, selector::Cursors>,
+    /// Grouping keys of the aggregations' inputs, by aggregation node.
+    group_caches: HashMap<usize, aggregate::GroupCache>,
+    /// Join keys and result labels of vector-vector operations, by node.
+    binary_caches: HashMap<usize, binary::BinaryCache>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -117,6 +123,9 @@ impl<'a> Evaluator<'a> {
             ticks: 0,
             subquery_cache: HashMap::new(),
             cached_samples: 0,
+            cursors: HashMap::new(),
+            group_caches: HashMap::new(),
+            binary_caches: HashMap::new(),
         }
     }
 
@@ -249,13 +258,13 @@ impl<'a> Evaluator<'a> {
             self.check_limits()?;
             match self.eval(expr, ts)? {
                 Val::Scalar(v) => {
-                    out.push(Labels::empty(), false, Sample::new(ts, v))?;
+                    out.push(0, Labels::empty(), false, Sample::new(ts, v))?;
                     produced += 1;
                 }
                 Val::Vector(elems) => {
                     produced += elems.len();
-                    for e in elems {
-                        out.push(e.labels, e.drop_name, Sample::new(ts, e.v))?;
+                    for (pos, e) in elems.into_iter().enumerate() {
+                        out.push(pos, e.labels, e.drop_name, Sample::new(ts, e.v))?;
                     }
                 }
                 other => {
@@ -349,37 +358,38 @@ impl<'a> Evaluator<'a> {
 /// the delayed name removal (which allocates a new label set) runs once per
 /// series, not once per step. Series that end up with the same labels are
 /// merged, as Prometheus does, unless they have a point at the same step.
+///
+/// A step's vector usually lists the same series in the same order as the
+/// step before (same label sets, mostly the very same shared allocation),
+/// so each position remembers its output series of the previous step: the
+/// maps are only consulted when a position changes series.
 #[derive(Default)]
 struct RangeOutput {
     by_source: HashMap<(Labels, bool), usize>,
     by_final: HashMap<Labels, usize>,
     series: Vec<Series>,
+    /// Per position in the previous step's vector: labels, name-drop flag
+    /// and output series.
+    last: Vec<(Labels, bool, usize)>,
 }
 
 impl RangeOutput {
-    fn push(&mut self, labels: Labels, drop_name: bool, p: Sample) -> Result<(), PromqlError> {
-        let key = (labels, drop_name);
-        let i = match self.by_source.get(&key) {
-            Some(&i) => i,
-            None => {
-                let final_labels = if drop_name {
-                    drop_metadata(&key.0)
+    fn push(
+        &mut self,
+        pos: usize,
+        labels: Labels,
+        drop_name: bool,
+        p: Sample,
+    ) -> Result<(), PromqlError> {
+        let i = match self.last.get(pos) {
+            Some((l, d, i)) if *d == drop_name && *l == labels => *i,
+            _ => {
+                let i = self.lookup(labels.clone(), drop_name);
+                if pos < self.last.len() {
+                    self.last[pos] = (labels, drop_name, i);
                 } else {
-                    key.0.clone()
-                };
-                let i = match self.by_final.get(&final_labels) {
-                    Some(&i) => i,
-                    None => {
-                        self.by_final
-                            .insert(final_labels.clone(), self.series.len());
-                        self.series.push(Series {
-                            labels: final_labels,
-                            samples: Vec::new(),
-                        });
-                        self.series.len() - 1
-                    }
-                };
-                self.by_source.insert(key, i);
+                    self.last.push((labels, drop_name, i));
+                }
                 i
             }
         };
@@ -389,6 +399,33 @@ impl RangeOutput {
         }
         samples.push(p);
         Ok(())
+    }
+
+    /// The output series of an element, created on first sight.
+    fn lookup(&mut self, labels: Labels, drop_name: bool) -> usize {
+        let key = (labels, drop_name);
+        if let Some(&i) = self.by_source.get(&key) {
+            return i;
+        }
+        let final_labels = if drop_name {
+            drop_metadata(&key.0)
+        } else {
+            key.0.clone()
+        };
+        let i = match self.by_final.get(&final_labels) {
+            Some(&i) => i,
+            None => {
+                self.by_final
+                    .insert(final_labels.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: final_labels,
+                    samples: Vec::new(),
+                });
+                self.series.len() - 1
+            }
+        };
+        self.by_source.insert(key, i);
+        i
     }
 }
 

@@ -10,6 +10,7 @@ use tidemark_model::{Labels, Sample, is_stale_nan};
 use super::{Elem, Evaluator, RangeSeries, Val};
 use crate::error::PromqlError;
 use crate::prepare::{at_ms, offset_ms};
+use crate::storage::Series;
 
 /// The latest sample in the left-open lookback window `(rt - lookback, rt]`,
 /// or `None` when there is none or it is a staleness marker.
@@ -51,7 +52,99 @@ pub(crate) fn window(samples: &[Sample], rt: i64, range: i64) -> Cow<'_, [Sample
     }
 }
 
+/// Where a selector's window over one series ended at the previous
+/// evaluation, so the next step slides it forward instead of searching the
+/// whole series again (evaluation times mostly only grow).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    /// Reference time of the previous evaluation (`i64::MIN`: none yet).
+    rt: i64,
+    /// First sample after the window's start.
+    lo: usize,
+    /// First sample after the window's end.
+    hi: usize,
+    /// Whether the series has staleness markers at all; without, windows
+    /// are borrowed without scanning them.
+    has_stale: bool,
+}
+
+impl Cursor {
+    pub(crate) fn new(samples: &[Sample]) -> Self {
+        Cursor {
+            rt: i64::MIN,
+            lo: 0,
+            hi: 0,
+            has_stale: samples.iter().any(|s| is_stale_nan(s.v)),
+        }
+    }
+
+    /// The index range of the samples in `(rt - range, rt]`.
+    fn range(&mut self, samples: &[Sample], rt: i64, range: i64) -> (usize, usize) {
+        if rt < self.rt {
+            self.lo = 0;
+            self.hi = 0;
+        }
+        self.rt = rt;
+        self.lo = advance(samples, self.lo, rt - range);
+        self.hi = advance(samples, self.hi.max(self.lo), rt);
+        (self.lo, self.hi)
+    }
+
+    /// [`window`] through the cursor.
+    pub(crate) fn window<'s>(
+        &mut self,
+        samples: &'s [Sample],
+        rt: i64,
+        range: i64,
+    ) -> Cow<'s, [Sample]> {
+        let (lo, hi) = self.range(samples, rt, range);
+        let w = &samples[lo..hi];
+        if self.has_stale && w.iter().any(|s| is_stale_nan(s.v)) {
+            Cow::Owned(w.iter().copied().filter(|s| !is_stale_nan(s.v)).collect())
+        } else {
+            Cow::Borrowed(w)
+        }
+    }
+
+    /// [`latest`] through the cursor.
+    pub(crate) fn latest(&mut self, samples: &[Sample], rt: i64, lookback: i64) -> Option<Sample> {
+        let (lo, hi) = self.range(samples, rt, lookback);
+        let s = *samples.get(hi.checked_sub(1)?)?;
+        if hi == lo || is_stale_nan(s.v) {
+            return None;
+        }
+        Some(s)
+    }
+}
+
+/// The first index at or after `from` whose sample is after `t`: a few
+/// linear steps (the usual slide of one step), then a binary search.
+fn advance(samples: &[Sample], from: usize, t: i64) -> usize {
+    let mut i = from.min(samples.len());
+    for _ in 0..4 {
+        match samples.get(i) {
+            Some(s) if s.t <= t => i += 1,
+            _ => return i,
+        }
+    }
+    i + samples[i..].partition_point(|s| s.t <= t)
+}
+
+/// The cursors of one selector node, one per fetched series.
+pub(crate) type Cursors = Vec<Cursor>;
+
 impl<'a> Evaluator<'a> {
+    /// The cursors of the selector `vs` (created on first use).
+    fn cursors(&mut self, vs: &'a VectorSelector) -> (&'a [Series], &mut Cursors) {
+        let data: &'a crate::prepare::Fetched = self.data;
+        let series = data.series(vs);
+        let c = self
+            .cursors
+            .entry(crate::prepare::key(vs))
+            .or_insert_with(|| series.iter().map(|s| Cursor::new(&s.samples)).collect());
+        (series, c)
+    }
+
     /// The reference time of a selector evaluated at `ts`: `@` pins it,
     /// `offset` shifts it back.
     pub(crate) fn ref_time(
@@ -64,7 +157,7 @@ impl<'a> Evaluator<'a> {
         base - offset_ms(offset)
     }
 
-    pub(crate) fn select_instant(&self, vs: &'a VectorSelector, ts: i64) -> Vec<Elem> {
+    pub(crate) fn select_instant(&mut self, vs: &'a VectorSelector, ts: i64) -> Vec<Elem> {
         let rt = self.ref_time(&vs.at, &vs.offset, ts);
         if crate::prepare::is_smoothed(vs) {
             return self
@@ -80,11 +173,13 @@ impl<'a> Evaluator<'a> {
                 })
                 .collect();
         }
-        self.data
-            .series(vs)
+        let lookback = self.ctx.lookback;
+        let (series, cursors) = self.cursors(vs);
+        series
             .iter()
-            .filter_map(|s| {
-                latest(&s.samples, rt, self.ctx.lookback).map(|p| Elem {
+            .zip(cursors.iter_mut())
+            .filter_map(|(s, c)| {
+                c.latest(&s.samples, rt, lookback).map(|p| Elem {
                     labels: s.labels.clone(),
                     v: p.v,
                     drop_name: false,
@@ -110,14 +205,15 @@ impl<'a> Evaluator<'a> {
             .collect()
     }
 
-    pub(crate) fn select_range(&self, ms: &'a MatrixSelector, ts: i64) -> Vec<RangeSeries<'a>> {
+    pub(crate) fn select_range(&mut self, ms: &'a MatrixSelector, ts: i64) -> Vec<RangeSeries<'a>> {
         let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, ts);
         let range = ms.range.as_millis() as i64;
-        self.data
-            .series(&ms.vs)
+        let (series, cursors) = self.cursors(&ms.vs);
+        series
             .iter()
-            .filter_map(|s| {
-                let w = window(&s.samples, rt, range);
+            .zip(cursors.iter_mut())
+            .filter_map(|(s, c)| {
+                let w = c.window(&s.samples, rt, range);
                 (!w.is_empty()).then(|| RangeSeries {
                     labels: s.labels.clone(),
                     samples: w,
