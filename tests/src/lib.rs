@@ -5,7 +5,15 @@
 //! The binary is found through `TIDEMARK_BIN`, else next to the test
 //! executable's target directory (`cargo build --bin tidemark` first; the
 //! README's test command does).
+//!
+//! [`remote_write`] sends Prometheus remote write load and records what was
+//! acknowledged, [`prom`] reads it back through a querier, [`ingester`]
+//! asks one ingester alone, and [`cluster`] starts a multi-process cluster.
 
+pub mod cluster;
+pub mod ingester;
 mod process;
+pub mod prom;
+pub mod remote_write;
 
 pub use process::{Process, ProcessBuilder, free_port, tidemark_bin, wait_until};

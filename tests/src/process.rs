@@ -48,6 +48,8 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub struct ProcessBuilder {
     args: Vec<String>,
     data_dir: Option<PathBuf>,
+    http_port: Option<u16>,
+    grpc_port: Option<u16>,
 }
 
 impl ProcessBuilder {
@@ -62,35 +64,37 @@ impl ProcessBuilder {
         self
     }
 
+    /// Listen on these ports instead of free ones: processes of a cluster
+    /// name each other's addresses before any of them starts.
+    pub fn ports(mut self, http_port: u16, grpc_port: u16) -> Self {
+        self.http_port = Some(http_port);
+        self.grpc_port = Some(grpc_port);
+        self
+    }
+
     pub fn start(self) -> Process {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = self.data_dir.unwrap_or_else(|| tmp.path().join("data"));
-        let http_port = free_port();
-        let grpc_port = free_port();
+        let http_port = self.http_port.unwrap_or_else(free_port);
+        let grpc_port = self.grpc_port.unwrap_or_else(free_port);
+        let mut args = vec![
+            format!("--server.http-listen-address=127.0.0.1:{http_port}"),
+            format!("--server.grpc-listen-address=127.0.0.1:{grpc_port}"),
+            format!("--storage.data-dir={}", data_dir.display()),
+        ];
+        args.extend(self.args);
         let log_path = tmp.path().join("tidemark.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(tidemark_bin())
-            .arg(format!(
-                "--server.http-listen-address=127.0.0.1:{http_port}"
-            ))
-            .arg(format!(
-                "--server.grpc-listen-address=127.0.0.1:{grpc_port}"
-            ))
-            .arg(format!("--storage.data-dir={}", data_dir.display()))
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("tidemark starts");
-        Process {
-            child: Some(child),
+        let mut p = Process {
+            child: None,
             http_port,
             grpc_port,
             data_dir,
             log_path,
+            args,
             _tmp: tmp,
-        }
+        };
+        p.spawn();
+        p
     }
 }
 
@@ -101,6 +105,8 @@ pub struct Process {
     pub grpc_port: u16,
     pub data_dir: PathBuf,
     log_path: PathBuf,
+    /// The whole command line, to start the process again the same way.
+    args: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
@@ -109,7 +115,53 @@ impl Process {
         ProcessBuilder {
             args: Vec::new(),
             data_dir: None,
+            http_port: None,
+            grpc_port: None,
         }
+    }
+
+    /// Starts the binary with this process's command line; its output is
+    /// appended to the one log, so a restarted process keeps its history.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let child = Command::new(tidemark_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("tidemark starts");
+        self.child = Some(child);
+    }
+
+    /// Starts the process again on the same ports, data and flags, after a
+    /// [`Process::kill`] or [`Process::terminate`] (kills it first if it is
+    /// still running).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Whether the process is still running (it may have exited on its own).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The OS process id while it runs (to read its CPU time in `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `127.0.0.1:<grpc port>`, as other processes reach it.
+    pub fn grpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.grpc_port)
     }
 
     pub fn url(&self, path: &str) -> String {
