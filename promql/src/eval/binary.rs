@@ -316,6 +316,9 @@ pub(crate) struct BinaryCache {
     metrics: Vec<Option<(Labels, Labels, Labels)>>,
 }
 
+/// Each position's labels and join signature.
+type Signatures = [(Labels, Vec<u8>)];
+
 /// Brings `side` up to date with the signatures of `elems`.
 fn fill_signatures(side: &mut Vec<(Labels, Vec<u8>)>, m: &Matching<'_>, elems: &[Elem]) {
     side.truncate(elems.len());
@@ -371,7 +374,7 @@ fn vector_binop<'c>(
     } = cache;
     fill_signatures(lsigs, m, &lhs);
     fill_signatures(rsigs, m, &rhs);
-    let (lsigs, rsigs): (&'c [(Labels, Vec<u8>)], &'c [(Labels, Vec<u8>)]) = (lsigs, rsigs);
+    let (lsigs, rsigs): (&'c Signatures, &'c Signatures) = (lsigs, rsigs);
     metrics.resize(lhs.len(), None);
     let mut right: HashMap<&[u8], &Elem> = HashMap::with_capacity(rhs.len());
     let mut right_order: Vec<&[u8]> = Vec::new();
