@@ -8,8 +8,15 @@
 # the tests run against: prometheus + promtool, node_exporter, pushgateway,
 # victoria-metrics. Tests that need a peer skip, saying so, when it is absent.
 
+# libclang itself (libclang.so / libclang-NN.so), not libclang-cpp, which
+# some images carry without it and which bindgen cannot use.
 have_libclang() {
-    ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1
+    local f
+    for f in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+        /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*; do
+        [ -e "$f" ] && return 0
+    done
+    return 1
 }
 
 missing=()

@@ -19,6 +19,9 @@ pub struct MembershipConfig {
     pub zone: String,
     /// Tokens each member takes on the ring of each of its roles.
     pub tokens_per_member: u32,
+    /// Ingesters each series is written to. `0` chooses: 1 with a single
+    /// voter (the embedded `all`), 3 when `voters` are configured.
+    pub replication_factor: usize,
     /// How often a member sends a heartbeat (each one is a Raft entry).
     pub heartbeat_interval: Duration,
     /// A member whose last heartbeat is older is unhealthy and skipped.
@@ -41,6 +44,7 @@ impl Default for MembershipConfig {
             seeds: Vec::new(),
             zone: String::new(),
             tokens_per_member: 128,
+            replication_factor: 0,
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(60),
             forget_after: Duration::from_secs(600),
@@ -82,6 +86,16 @@ impl Validate for MembershipConfig {
             return Err(ConfigError::invalid(
                 join(path, "tokens_per_member"),
                 "must be between 1 and 4096",
+            ));
+        }
+        if self.replication_factor > crate::MAX_REPLICATION_FACTOR {
+            return Err(ConfigError::invalid(
+                join(path, "replication_factor"),
+                format!(
+                    "{} is above the largest supported, {}",
+                    self.replication_factor,
+                    crate::MAX_REPLICATION_FACTOR
+                ),
             ));
         }
         if self.heartbeat_interval.is_zero() {
@@ -145,6 +159,16 @@ fn check_address(addr: &str, path: &str) -> Result<(), ConfigError> {
 }
 
 impl MembershipConfig {
+    /// The replication factor in effect: `replication_factor`, or when it
+    /// is 0, 1 for a single voter and 3 for a cluster.
+    pub fn effective_replication_factor(&self) -> usize {
+        match self.replication_factor {
+            0 if self.voters.is_empty() => 1,
+            0 => 3,
+            n => n,
+        }
+    }
+
     /// This process's [`NodeInfo`](crate::NodeInfo): `instance_id` (or the
     /// gRPC address when empty) and `zone` from the config.
     pub fn node_info(

@@ -1,4 +1,5 @@
-//! `/ring` and `/cluster` pages, and `POST /ring/forget?id=..`.
+//! `/ring` and `/cluster` pages, and the admin calls: `POST
+//! /ring/forget?id=..` and the tenant overrides under `/ring/tenants`.
 //!
 //! Both pages answer JSON when the request says `Accept: application/json`
 //! or `?format=json`, and a plain HTML page otherwise.
@@ -7,13 +8,15 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
 use crate::RingError;
+use crate::member::TenantLimits;
 use crate::membership::Membership;
 use crate::snapshot::{MemberStatus, RaftInfo};
 
@@ -22,6 +25,11 @@ pub fn router(membership: Membership) -> Router {
     Router::new()
         .route("/ring", get(ring_page))
         .route("/ring/forget", post(forget))
+        .route("/ring/tenants", get(list_tenants))
+        .route(
+            "/ring/tenants/{tenant}",
+            get(get_tenant).put(put_tenant).delete(delete_tenant),
+        )
         .route("/cluster", get(cluster_page))
         .with_state(membership)
 }
@@ -67,7 +75,7 @@ async fn ring_page(
         html,
         "<p>Leader: {} &middot; applied index {} &middot; heartbeat timeout {} ms</p>\
          <table><tr><th>Member</th><th>Roles</th><th>State</th><th>Health</th><th>Zone</th>\
-         <th>gRPC</th><th>HTTP</th><th>Tokens</th><th>Ownership</th><th>Last heartbeat</th><th></th></tr>",
+         <th>gRPC</th><th>HTTP</th><th>Tokens</th><th>Ownership</th><th>Serving</th><th>Last heartbeat</th><th></th></tr>",
         escape(page.raft.leader_address.as_deref().unwrap_or("unknown")),
         page.raft.applied_index,
         page.heartbeat_timeout_ms,
@@ -80,10 +88,15 @@ async fn ring_page(
             .iter()
             .map(|(r, v)| format!("{r} {:.1}%", v * 100.0))
             .collect();
+        let serving: Vec<String> = s
+            .serving
+            .iter()
+            .map(|(r, v)| format!("{r} {:.1}%", v * 100.0))
+            .collect();
         let _ = write!(
             html,
             "<tr><td>{id}</td><td>{roles}</td><td>{state}</td><td class=\"{cls}\">{health}</td>\
-             <td>{zone}</td><td>{grpc}</td><td>{http}</td><td>{tokens}</td><td>{share}</td>\
+             <td>{zone}</td><td>{grpc}</td><td>{http}</td><td>{tokens}</td><td>{share}</td><td>{serving}</td>\
              <td>{age:.1} s ago</td><td><form method=\"post\" action=\"/ring/forget?id={id}\">\
              <button>Forget</button></form></td></tr>",
             id = escape(&m.id),
@@ -96,6 +109,7 @@ async fn ring_page(
             http = escape(&m.http_address),
             tokens = m.tokens.len(),
             share = escape(&share.join(", ")),
+            serving = escape(&serving.join(", ")),
             age = s.heartbeat_age_ms as f64 / 1000.0,
         );
     }
@@ -112,6 +126,63 @@ async fn forget(
     };
     match m.forget(id).await {
         Ok(()) => (StatusCode::OK, format!("forgot {id}\n")).into_response(),
+        Err(e) => (status_of(&e), format!("{e}\n")).into_response(),
+    }
+}
+
+/// `GET /ring/tenants`: every tenant's committed overrides.
+async fn list_tenants(State(m): State<Membership>) -> Response {
+    Json(m.ring().tenants().clone()).into_response()
+}
+
+/// `GET /ring/tenants/<tenant>`: 404 when the tenant has no overrides.
+async fn get_tenant(State(m): State<Membership>, Path(tenant): Path<String>) -> Response {
+    match m.tenant_overrides(&tenant) {
+        Some(l) => Json(l).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("tenant {tenant:?} has no overrides\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `PUT /ring/tenants/<tenant>` with a JSON [`TenantLimits`] body: commits
+/// the overrides (absent fields keep the configured limits) and answers
+/// once they are in the Raft log.
+async fn put_tenant(
+    State(m): State<Membership>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = tidemark_model::TenantId::new(&tenant) {
+        return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+    }
+    let limits: TenantLimits = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "body is not tenant limits JSON ({e}); fields: ingestion_rate, ingestion_burst, max_series, max_labels_per_series\n"
+                ),
+            )
+                .into_response();
+        }
+    };
+    if let Err(e) = limits.validate() {
+        return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+    }
+    match m.set_tenant_overrides(&tenant, Some(limits.clone())).await {
+        Ok(()) => Json(limits).into_response(),
+        Err(e) => (status_of(&e), format!("{e}\n")).into_response(),
+    }
+}
+
+/// `DELETE /ring/tenants/<tenant>`: back to the configured limits.
+async fn delete_tenant(State(m): State<Membership>, Path(tenant): Path<String>) -> Response {
+    match m.set_tenant_overrides(&tenant, None).await {
+        Ok(()) => (StatusCode::OK, format!("cleared overrides of {tenant}\n")).into_response(),
         Err(e) => (status_of(&e), format!("{e}\n")).into_response(),
     }
 }

@@ -164,3 +164,33 @@ pub struct TenantLimits {
     /// Labels per series.
     pub max_labels_per_series: Option<u32>,
 }
+
+impl TenantLimits {
+    /// Refuses values the write path could not apply, naming the field.
+    pub fn validate(&self) -> Result<(), RingError> {
+        if let Some(r) = self.ingestion_rate
+            && !(r.is_finite() && r >= 0.0)
+        {
+            return Err(RingError::Invalid {
+                what: "ingestion_rate",
+                value: r.to_string(),
+                expected: "a finite number of samples per second, 0 or more",
+            });
+        }
+        if self.ingestion_burst == Some(0) && self.ingestion_rate.is_some_and(|r| r > 0.0) {
+            return Err(RingError::Invalid {
+                what: "ingestion_burst",
+                value: "0".to_string(),
+                expected: "at least 1 when ingestion_rate is set",
+            });
+        }
+        if self.max_labels_per_series == Some(0) {
+            return Err(RingError::Invalid {
+                what: "max_labels_per_series",
+                value: "0".to_string(),
+                expected: "at least 1 (the metric name is a label)",
+            });
+        }
+        Ok(())
+    }
+}

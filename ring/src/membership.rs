@@ -45,7 +45,10 @@ impl std::fmt::Debug for Membership {
 pub(crate) struct Core {
     pub(crate) node: NodeInfo,
     pub(crate) config: MembershipConfig,
-    pub(crate) voters: Vec<String>,
+    /// Raft id -> gRPC address of each voter.
+    pub(crate) voters: BTreeMap<u64, String>,
+    /// This process's Raft id when it is a voter.
+    raft_id: Option<u64>,
     pub(crate) raft: Option<Raft>,
     pub(crate) published: Option<watch::Receiver<Published>>,
     pub(crate) peers: Peers,
@@ -73,6 +76,15 @@ pub struct ClusterStatus {
     /// Raft node id -> gRPC address of each voter.
     pub voters: BTreeMap<u64, String>,
 }
+
+/// The Raft id of the one voter of an embedded process (`voters` empty).
+/// Fixed rather than derived from the address, so that the process is still
+/// the same voter when it restarts on another port.
+const SINGLE_VOTER_ID: u64 = 1;
+
+/// File under the membership directory holding the instance id chosen on
+/// first start when `instance_id` is not configured.
+const INSTANCE_ID_FILE: &str = "instance-id";
 
 fn state_code(s: MemberState) -> u8 {
     match s {
@@ -109,32 +121,43 @@ impl Membership {
         shutdown: CancellationToken,
     ) -> Result<Membership, RingError> {
         config.validate("membership")?;
-        let voters = if config.voters.is_empty() {
-            vec![node.grpc_address.clone()]
+        let voters: BTreeMap<u64, String> = if config.voters.is_empty() {
+            BTreeMap::from([(SINGLE_VOTER_ID, node.grpc_address.clone())])
         } else {
-            config.voters.clone()
+            config
+                .voters
+                .iter()
+                .map(|a| (voter_id(a), a.clone()))
+                .collect()
         };
+        let voter_addresses: Vec<String> = voters.values().cloned().collect();
         let seeds = if config.seeds.is_empty() {
-            voters.clone()
+            voter_addresses.clone()
         } else {
             config.seeds.clone()
         };
-        let peers = Peers::new(&seeds, &voters)?;
+        let peers = Peers::new(&seeds, &voter_addresses)?;
         std::fs::create_dir_all(data_dir).map_err(|e| RingError::Store {
             path: data_dir.display().to_string(),
             op: "create data directory",
             message: e.to_string(),
         })?;
-        let is_voter = voters.contains(&node.grpc_address);
-        let (raft, published) = if is_voter {
-            let (raft, rx) = start_raft(&config, &node, &voters, &data_dir.join("raft")).await?;
-            (Some(raft), Some(rx))
-        } else {
-            (None, None)
+        let raft_id = voters
+            .iter()
+            .find(|(_, a)| **a == node.grpc_address)
+            .map(|(id, _)| *id);
+        let is_voter = raft_id.is_some();
+        let (raft, published) = match raft_id {
+            Some(id) => {
+                let (raft, rx) = start_raft(&config, id, &voters, &data_dir.join("raft")).await?;
+                (Some(raft), Some(rx))
+            }
+            None => (None, None),
         };
         let core = Arc::new(Core {
             node,
             voters,
+            raft_id,
             raft,
             published,
             peers,
@@ -181,18 +204,72 @@ impl Membership {
 
     /// Waits until this member appears in the cached ring.
     pub async fn wait_joined(&self, timeout: Duration) -> Result<Member, RingError> {
+        self.wait_member(timeout, "join", |_| true).await
+    }
+
+    /// Waits until the cached ring shows this member in `state`, so that
+    /// lookups made in this process afterwards see the change.
+    pub async fn wait_state(
+        &self,
+        state: MemberState,
+        timeout: Duration,
+    ) -> Result<Member, RingError> {
+        self.wait_member(timeout, state.as_str(), |m| m.state == state)
+            .await
+    }
+
+    async fn wait_member(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Member) -> bool,
+    ) -> Result<Member, RingError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(m) = self.ring().member(&self.core.node.id) {
+            if let Some(m) = self.ring().member(&self.core.node.id).filter(|m| done(*m)) {
                 return Ok(m.clone());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RingError::Unavailable {
-                    message: format!("{} did not join within {timeout:?}", self.core.node.id),
+                    message: format!(
+                        "{} did not reach {what} within {timeout:?}",
+                        self.core.node.id
+                    ),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The instance id to join with: `configured` when set, else the id
+    /// stored in `data_dir` by an earlier start, else `fallback` (which is
+    /// then stored). A process that restarts on its data directory thus
+    /// keeps its id, and with it its tokens, even when its address changes.
+    pub fn stored_instance_id(
+        data_dir: &Path,
+        configured: &str,
+        fallback: &str,
+    ) -> Result<String, RingError> {
+        if !configured.is_empty() {
+            return Ok(configured.to_string());
+        }
+        let path = data_dir.join(INSTANCE_ID_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let id = text.trim();
+            if !id.is_empty() {
+                return Ok(id.to_string());
+            }
+        }
+        let err = |op, e: std::io::Error| RingError::Store {
+            path: path.display().to_string(),
+            op,
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| err("create data directory", e))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, fallback).map_err(|e| err("write instance id", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| err("rename instance id", e))?;
+        Ok(fallback.to_string())
     }
 
     /// Moves this member to `state` (e.g. ACTIVE once an ingester replayed its WAL).
@@ -270,8 +347,8 @@ impl Membership {
 
 async fn start_raft(
     config: &MembershipConfig,
-    node: &NodeInfo,
-    voters: &[String],
+    id: u64,
+    voters: &BTreeMap<u64, String>,
     path: &Path,
 ) -> Result<(Raft, watch::Receiver<Published>), RingError> {
     let path = path.to_path_buf();
@@ -298,7 +375,6 @@ async fn start_raft(
     .map_err(|e| RingError::Raft {
         message: e.to_string(),
     })?;
-    let id = voter_id(&node.grpc_address);
     let raft = Raft::new(
         id,
         Arc::new(raft_config),
@@ -316,9 +392,9 @@ async fn start_raft(
     if !initialized {
         let members: BTreeMap<u64, RaftNode> = voters
             .iter()
-            .map(|a| {
+            .map(|(id, a)| {
                 (
-                    voter_id(a),
+                    *id,
                     RaftNode {
                         grpc_address: a.clone(),
                     },
@@ -360,6 +436,9 @@ impl Core {
         let cmd = rpc.to_command(now_ms(), self.config.tokens_per_member)?;
         match raft.client_write(cmd).await {
             Ok(resp) => {
+                // Applied here before client_write returned: make this
+                // process's cached ring show it at once (read your writes).
+                self.rebuild();
                 if let Some(id) = resp.data.unknown_member
                     && !matches!(rpc, WriteRpc::Leave(_))
                 {
@@ -400,6 +479,11 @@ impl Core {
                 let m = m.borrow();
                 RaftInfo {
                     leader_address: m.current_leader.and_then(|id| {
+                        // Our own address is current even when the stored
+                        // membership has the one of an earlier run.
+                        if Some(id) == self.raft_id {
+                            return Some(self.node.grpc_address.clone());
+                        }
                         m.membership_config
                             .membership()
                             .get_node(&id)
@@ -563,7 +647,7 @@ impl Core {
                 _ = tick.tick() => {}
             }
             let leader = raft.metrics().borrow().current_leader;
-            if leader != Some(voter_id(&self.node.grpc_address)) {
+            if leader.is_none() || leader != self.raft_id {
                 continue;
             }
             let now = now_ms();
@@ -600,11 +684,7 @@ impl Core {
 
     fn cluster_status(&self) -> ClusterStatus {
         let info = self.raft_info();
-        let voters = self
-            .voters
-            .iter()
-            .map(|a| (voter_id(a), a.clone()))
-            .collect();
+        let voters = self.voters.clone();
         match &self.raft {
             Some(raft) => {
                 let m = raft.metrics().borrow().clone();

@@ -100,6 +100,10 @@ pub struct MemberStatus {
     pub heartbeat_age_ms: i64,
     /// Share of each role's ring this member owns as primary (0..1).
     pub ownership: BTreeMap<Role, f64>,
+    /// Share of each role's key space this member takes writes for now
+    /// (replication factor 1): 0 while it is unhealthy, JOINING or LEAVING,
+    /// whose ranges then fall to the next members.
+    pub serving: BTreeMap<Role, f64>,
 }
 
 impl RingSnapshot {
@@ -182,19 +186,38 @@ impl RingSnapshot {
         rf: usize,
         op: Operation,
     ) -> Result<ReplicationSet<'_>, RingError> {
+        let set = self.replication_set_up_to(role, hash, rf, op);
+        let rf = rf.clamp(1, MAX_REPLICATION_FACTOR);
+        if set.len == rf {
+            Ok(set)
+        } else {
+            Err(RingError::TooFewMembers {
+                role: role.to_string(),
+                needed: rf,
+                available: set.len,
+            })
+        }
+    }
+
+    /// Like [`RingSnapshot::replication_set`], but returns the eligible
+    /// members found (possibly fewer than `rf`, possibly none) instead of
+    /// failing: the write path decides whether what remains is a quorum, so
+    /// one dead replica out of three does not fail writes.
+    pub fn replication_set_up_to(
+        &self,
+        role: Role,
+        hash: u32,
+        rf: usize,
+        op: Operation,
+    ) -> ReplicationSet<'_> {
         let rf = rf.clamp(1, MAX_REPLICATION_FACTOR);
         let mut set = ReplicationSet {
             snapshot: self,
             picked: [0; MAX_REPLICATION_FACTOR],
             len: 0,
         };
-        let too_few = |available| RingError::TooFewMembers {
-            role: role.to_string(),
-            needed: rf,
-            available,
-        };
         let Some(table) = &self.tables[role as usize] else {
-            return Err(too_few(0));
+            return set;
         };
         let n = table.tokens.len();
         let start = table.tokens.partition_point(|t| *t < hash);
@@ -221,10 +244,29 @@ impl RingSnapshot {
             set.picked[set.len] = owner;
             set.len += 1;
             if set.len == rf {
-                return Ok(set);
+                break;
             }
         }
-        Err(too_few(set.len))
+        set
+    }
+
+    /// The members of `role`, each with whether it is eligible for `op`
+    /// (state and health as of the snapshot): what a reader needs to know
+    /// how many holders of data are missing.
+    pub fn members_of(&self, role: Role, op: Operation) -> impl Iterator<Item = (&Member, bool)> {
+        self.members
+            .iter()
+            .zip(&self.eligibility)
+            .filter(move |(m, _)| m.has_role(role))
+            .map(move |(m, e)| {
+                (
+                    m,
+                    match op {
+                        Operation::Write => e.write,
+                        Operation::Read => e.read,
+                    },
+                )
+            })
     }
 
     /// The member of `role` that owns `key_hash` (targets for scrapers,
@@ -302,10 +344,16 @@ impl RingSnapshot {
 
     /// Every member with health, heartbeat age and ownership, for `/ring`.
     pub fn status(&self) -> Vec<MemberStatus> {
-        let shares: Vec<(Role, BTreeMap<String, f64>)> = Role::ALL
+        let shares: Vec<(Role, BTreeMap<String, f64>, BTreeMap<String, f64>)> = Role::ALL
             .into_iter()
             .filter(|r| self.tables[*r as usize].is_some())
-            .map(|r| (r, self.ownership(r)))
+            .map(|r| {
+                (
+                    r,
+                    self.ownership(r),
+                    self.effective_ownership(r, Operation::Write),
+                )
+            })
             .collect();
         self.members
             .iter()
@@ -316,7 +364,12 @@ impl RingSnapshot {
                 heartbeat_age_ms: self.built_at_ms.saturating_sub(m.last_heartbeat_ms),
                 ownership: shares
                     .iter()
-                    .filter_map(|(r, s)| s.get(&m.id).map(|v| (*r, *v)))
+                    .filter_map(|(r, s, _)| s.get(&m.id).map(|v| (*r, *v)))
+                    .collect(),
+                serving: shares
+                    .iter()
+                    .filter(|(r, _, _)| m.has_role(*r))
+                    .map(|(r, _, s)| (*r, s.get(&m.id).copied().unwrap_or(0.0)))
                     .collect(),
             })
             .collect()

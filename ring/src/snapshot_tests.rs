@@ -206,3 +206,37 @@ fn ownership_of_ten_ingesters_is_even_on_the_built_ring() {
     let max = own.values().cloned().fold(0.0, f64::max);
     assert!(max <= 0.1 * 1.10, "{own:?}");
 }
+
+#[test]
+fn up_to_returns_the_eligible_members_left_when_fewer_than_rf() {
+    let mut state = ring(3, 0);
+    state
+        .members
+        .get_mut("ingester-1")
+        .unwrap()
+        .last_heartbeat_ms = NOW - TIMEOUT - 1;
+    let s = snap(&state);
+    for h in hashes() {
+        let set = s.replication_set_up_to(Role::Ingester, h, 3, Operation::Write);
+        let ids: Vec<&str> = set.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(!ids.contains(&"ingester-1"));
+    }
+    assert!(
+        s.replication_set_up_to(Role::Scraper, 7, 3, Operation::Write)
+            .is_empty()
+    );
+    let eligible: Vec<(String, bool)> = s
+        .members_of(Role::Ingester, Operation::Read)
+        .map(|(m, ok)| (m.id.clone(), ok))
+        .collect();
+    assert_eq!(
+        eligible,
+        vec![
+            ("ingester-0".to_string(), true),
+            ("ingester-1".to_string(), false),
+            ("ingester-2".to_string(), true)
+        ]
+    );
+    assert_eq!(s.members_of(Role::Compactor, Operation::Read).count(), 0);
+}

@@ -364,7 +364,10 @@ async fn single_voter_restart_keeps_the_ring_and_forgets_silent_members() {
         .tokens
         .clone();
     voter.stop().await;
-    let l = TcpListener::bind(&voter_addr).await.unwrap();
+    // Restarted on another port (as `all` is when its port changes): still
+    // the same single voter, so it elects itself again.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new_addr = l.local_addr().unwrap().to_string();
     let voter = start("solo", l, cfg, &dir.path().join("v")).await;
     // Loaded from RocksDB before any new heartbeat.
     assert_eq!(
@@ -372,8 +375,20 @@ async fn single_voter_restart_keeps_the_ring_and_forgets_silent_members() {
         tokens
     );
     wait_until("leader again", Duration::from_secs(10), || {
-        voter.membership.cluster_status().leader_address.as_deref() == Some(voter_addr.as_str())
+        voter.membership.cluster_status().leader_address.as_deref() == Some(new_addr.as_str())
     })
+    .await;
+    wait_until(
+        "rejoined at the new address",
+        Duration::from_secs(10),
+        || {
+            voter
+                .membership
+                .ring()
+                .member("solo")
+                .is_some_and(|m| m.grpc_address == new_addr)
+        },
+    )
     .await;
     voter.stop().await;
 }
@@ -448,5 +463,47 @@ async fn ring_and_cluster_pages_answer_html_and_json() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(Request::post("/ring/forget").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let put = |tenant: &str, body: &str| {
+        Request::put(format!("/ring/tenants/{tenant}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, body) = call(put("team-a", r#"{"max_series": 5, "ingestion_rate": 100}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let limits = node.membership.tenant_overrides("team-a").unwrap();
+    assert_eq!(
+        (limits.max_series, limits.ingestion_rate),
+        (Some(5), Some(100.0))
+    );
+    let (status, body) = call(Request::get("/ring/tenants").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["team-a"]["max_series"], 5);
+    let (status, body) = call(put("team-a", r#"{"max_serie": 5}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("max_serie"), "{body}");
+    let (status, body) = call(put("team-a", r#"{"max_labels_per_series": 0}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("max_labels_per_series"), "{body}");
+    let (status, body) = call(put("a%2Fb", "{}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("a/b"), "{body}");
+    let (status, _) = call(
+        Request::delete("/ring/tenants/team-a")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(node.membership.tenant_overrides("team-a").is_none());
+    let (status, _) = call(
+        Request::get("/ring/tenants/team-a")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     node.stop().await;
 }
