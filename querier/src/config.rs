@@ -33,6 +33,8 @@ pub struct QuerierConfig {
     /// last `default_metadata_range` before `end`. `0s` means the whole
     /// time range, as Prometheus does.
     pub default_metadata_range: Duration,
+    /// Reading blocks from the bucket, when the process has one.
+    pub blocks: crate::BucketStoreConfig,
 }
 
 impl Default for QuerierConfig {
@@ -45,6 +47,7 @@ impl Default for QuerierConfig {
             max_fetched_series_per_query: 1_000_000,
             max_fetched_bytes_per_query: 4 << 30,
             default_metadata_range: Duration::default(),
+            blocks: crate::BucketStoreConfig::default(),
         }
     }
 }
@@ -75,6 +78,7 @@ impl Validate for QuerierConfig {
                 "must be at least 1ms",
             ));
         }
+        self.blocks.validate(&join(path, "blocks"))?;
         Ok(())
     }
 }

@@ -7,6 +7,9 @@
 //!   ingester of the read set, merges replicas and removes duplicate
 //!   samples, tolerating the set's `max_errors` failures; per-query limits
 //!   ([`QueryLimits`]) fail a query, never the process.
+//! - [`blocks`]: [`BucketSource`] reads the tenant's blocks from the
+//!   bucket (bucket index, index files cached on disk, chunks by ranged
+//!   reads); [`Querier::start_with_bucket`] merges it with the ingesters.
 //! - [`QuerierConfig`]: timeouts, sample/series/byte limits, lookback.
 //! - [`QuerierError`]: every failure, mapped once to Prometheus's
 //!   `errorType` and status code.
@@ -15,6 +18,7 @@
 //! Grafana.
 
 mod api;
+pub mod blocks;
 mod config;
 mod error;
 pub mod fanout;
@@ -23,11 +27,14 @@ mod querier;
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]
+mod blocks_tests;
+#[cfg(test)]
 mod fanout_tests;
 #[cfg(test)]
 mod grafana_tests;
 
 pub use api::{Clock, PROMETHEUS_COMPATIBLE_VERSION, system_clock};
+pub use blocks::{BucketSource, BucketStore, BucketStoreConfig};
 pub use config::QuerierConfig;
 pub use error::QuerierError;
 pub use fanout::{

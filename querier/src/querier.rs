@@ -8,7 +8,8 @@ use tidemark_promql::Queryable;
 use tidemark_server::{Metrics, RoleContext, ServiceState, Tenancy};
 
 use crate::api::{self, ApiMetrics, ApiState, Clock};
-use crate::fanout::{IngesterSource, QueryableSource, ReadSource};
+use crate::blocks::{BucketSource, BucketStore};
+use crate::fanout::{IngesterSource, MergedSource, QueryableSource, ReadSource};
 use crate::{QuerierConfig, QuerierError};
 
 /// The querier: serves the Prometheus HTTP API, reading from a
@@ -36,6 +37,38 @@ impl Querier {
         q.state.metrics.register(&ctx.metrics);
         ctx.services.set("querier", ServiceState::Running);
         tracing::info!("querier started");
+        Ok(q)
+    }
+
+    /// [`Querier::start`] that also reads the tenants' blocks from
+    /// `bucket`, merged with the ingesters so that each sample is returned
+    /// once; index files are cached under `querier.blocks.index_cache_dir`.
+    pub async fn start_with_bucket(
+        cfg: QuerierConfig,
+        ctx: RoleContext,
+        ring: Arc<dyn IngesterRing>,
+        bucket: Arc<tidemark_bucket::Bucket>,
+    ) -> Result<Self, QuerierError> {
+        let pool = Arc::new(ClientPool::new(
+            ctx.grpc_max_message_bytes,
+            cfg.timeout.as_std() + Duration::from_secs(1),
+        ));
+        let cache_dir = cfg.blocks.cache_dir(&ctx.data_dir);
+        let store = BucketStore::open(bucket, &cfg.blocks, cache_dir.clone()).map_err(|e| {
+            QuerierError::Internal(format!(
+                "opening the block index cache {}: {e}",
+                cache_dir.display()
+            ))
+        })?;
+        // Ingesters first: on a conflicting sample their copy wins.
+        let source = Arc::new(MergedSource::new(vec![
+            Arc::new(IngesterSource::new(ring, pool)),
+            Arc::new(BucketSource::new(Arc::new(store))),
+        ]));
+        let q = Querier::with_source(cfg, ctx.tenancy.clone(), source);
+        q.state.metrics.register(&ctx.metrics);
+        ctx.services.set("querier", ServiceState::Running);
+        tracing::info!("querier started, reading ingesters and the bucket");
         Ok(q)
     }
 
