@@ -268,7 +268,7 @@ impl Bucket {
         match self.store.get(&key).await {
             Ok(r) => {
                 let bytes = r.bytes().await?;
-                Ok(Some(BucketIndex::from_json(&bytes, &key.to_string())?))
+                Ok(Some(BucketIndex::from_json(&bytes, key.as_ref())?))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

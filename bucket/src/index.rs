@@ -156,8 +156,7 @@ impl BucketIndex {
 
     /// Sorts blocks and marks into their canonical order.
     pub(crate) fn normalize(&mut self) {
-        self.blocks
-            .sort_by(|a, b| (a.min_time, a.ulid).cmp(&(b.min_time, b.ulid)));
+        self.blocks.sort_by_key(|b| (b.min_time, b.ulid));
         self.deletion_marks.sort_by_key(|m| m.ulid);
     }
 }

@@ -72,7 +72,6 @@ fn quiesced_report(load: &Load) -> LoadReport {
 }
 
 #[test]
-#[ignore = "never run yet: written while no tidemark binary with the cluster wiring could be built on the shared machine; run with --ignored"]
 fn sigkill_of_one_ingester_fails_no_write_and_loses_no_acknowledged_sample() {
     let mut c = Cluster::start(ClusterSpec::default());
     let load = start_load(&c, "faults_kill");
@@ -98,7 +97,6 @@ fn sigkill_of_one_ingester_fails_no_write_and_loses_no_acknowledged_sample() {
 }
 
 #[test]
-#[ignore = "never run yet: written while no tidemark binary with the cluster wiring could be built on the shared machine; run with --ignored"]
 fn killed_ingester_replays_its_wal_rejoins_and_serves_its_data() {
     let mut c = Cluster::start(ClusterSpec::default());
     let metric = "faults_replay";
@@ -146,7 +144,6 @@ fn killed_ingester_replays_its_wal_rejoins_and_serves_its_data() {
 }
 
 #[test]
-#[ignore = "never run yet: written while no tidemark binary with the cluster wiring could be built on the shared machine; run with --ignored"]
 fn rolling_restart_of_every_ingester_under_load_loses_nothing() {
     let mut c = Cluster::start(ClusterSpec::default());
     let load = start_load(&c, "faults_rolling");

@@ -14,6 +14,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::roles::Target;
+use crate::wiring::Cluster;
+
+/// The address other processes reach a listener at: its own, with an
+/// unspecified IP (`0.0.0.0`) replaced by loopback.
+fn advertised(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
 
 fn init_logging(cfg: &Config) {
     let filter =
@@ -28,8 +39,9 @@ fn init_logging(cfg: &Config) {
     };
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down: not ready, stop
-/// accepting, drain in-flight requests, stop roles in reverse start order.
+/// Runs until SIGTERM or SIGINT, then shuts down: not ready, LEAVING in the
+/// ring, stop accepting, drain in-flight requests, stop roles in reverse
+/// start order, leave the ring.
 pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     init_logging(&cfg);
     let target: Target = cfg.target.parse().map_err(anyhow::Error::msg)?;
@@ -42,6 +54,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         format!("cannot listen for gRPC on {grpc_addr} (server.grpc_listen_address)")
     })?;
     let grpc_local = grpc_listener.local_addr()?;
+    let http_local = http_listener.local_addr()?;
     std::fs::create_dir_all(&cfg.storage.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -54,11 +67,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let tasks = TaskTracker::new();
     let tenancy = Tenancy::new(&cfg.tenancy, target.embedded)?;
-    let advertise = if grpc_local.ip().is_unspecified() {
-        format!("127.0.0.1:{}", grpc_local.port())
-    } else {
-        grpc_local.to_string()
-    };
+    let advertise = advertised(grpc_local);
     let ctx = RoleContext {
         metrics: Arc::clone(&metrics),
         services: services.clone(),
@@ -72,10 +81,12 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     info!(roles = ?target.roles, embedded = target.embedded, "starting tidemark");
 
     let mut router = admin_router(services.clone(), Arc::clone(&metrics), cfg.to_masked_yaml());
-    let grpc_routes = tonic::service::RoutesBuilder::default();
-    let started = crate::wiring::start_roles(&cfg, &target, &ctx).await?;
+    let mut grpc_routes = tonic::service::RoutesBuilder::default();
+    let cluster = Cluster::start(&cfg, &target, &ctx, &advertised(http_local)).await?;
+    router = router.merge(cluster.http_routes());
+    cluster.add_grpc(&mut grpc_routes);
+    let started = crate::wiring::start_roles(&cfg, &target, &ctx, &cluster).await?;
     router = router.merge(started.http_routes());
-    let mut grpc_routes = grpc_routes;
     started.add_grpc(&mut grpc_routes);
     services.set("server", ServiceState::Running);
 
@@ -89,6 +100,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     info!("shutdown requested");
     services.stopping();
+    cluster.start_leaving().await;
     shutdown.cancel();
     let deadline = cfg.server.graceful_shutdown_timeout.as_std();
     let drained = tokio::time::timeout(deadline, async {
@@ -105,6 +117,7 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
             "graceful shutdown deadline passed; exiting with work in flight"
         );
     }
+    cluster.leave().await;
     info!("tidemark stopped");
     Ok(())
 }

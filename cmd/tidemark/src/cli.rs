@@ -14,6 +14,8 @@ pub(crate) enum Invocation {
     Run(Box<Config>),
     /// Print the full default configuration as YAML.
     PrintDefaults,
+    /// Run a one-off tool (`tidemark tools ...`).
+    Tool(crate::tools::Tool),
 }
 
 fn command() -> Command {
@@ -37,7 +39,8 @@ fn command() -> Command {
                 .about("Configuration helpers")
                 .subcommand_required(true)
                 .subcommand(Command::new("defaults").about("Print the full default configuration as YAML")),
-        );
+        )
+        .subcommand(crate::tools::command());
     for spec in flag_specs(&defaults) {
         let help = if spec.default.is_empty() {
             format!("[config: {}]", spec.path)
@@ -77,7 +80,11 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation
     }
     let doc = load_file(&matches)?;
     let doc = overlay_flags(doc, &matches)?;
-    Config::from_yaml(doc).map(|c| Invocation::Run(Box::new(c)))
+    let cfg = Config::from_yaml(doc)?;
+    if let Some(("tools", sub)) = matches.subcommand() {
+        return crate::tools::parse(sub, cfg).map(Invocation::Tool);
+    }
+    Ok(Invocation::Run(Box::new(cfg)))
 }
 
 fn load_file(matches: &ArgMatches) -> Result<Value, ConfigError> {
@@ -116,7 +123,7 @@ mod tests {
             .map(String::from);
         match parse(args)? {
             Invocation::Run(c) => Ok(*c),
-            Invocation::PrintDefaults => panic!("expected run"),
+            _ => panic!("expected run"),
         }
     }
 

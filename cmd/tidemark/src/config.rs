@@ -9,10 +9,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
+use tidemark_bucket::BucketConfig;
+use tidemark_compactor::CompactorConfig;
 use tidemark_config::{ConfigError, Validate, join};
 use tidemark_distributor::DistributorConfig;
 use tidemark_ingester::IngesterConfig;
 use tidemark_querier::QuerierConfig;
+use tidemark_ring::MembershipConfig;
+use tidemark_scraper::service::ScraperConfig;
 use tidemark_server::{ServerConfig, TenancyConfig};
 
 /// Everything a `tidemark` process reads at start.
@@ -27,6 +31,10 @@ pub(crate) struct Config {
     pub(crate) distributor: DistributorConfig,
     pub(crate) ingester: IngesterConfig,
     pub(crate) querier: QuerierConfig,
+    pub(crate) membership: MembershipConfig,
+    pub(crate) scraper: ScraperConfig,
+    pub(crate) bucket: BucketConfig,
+    pub(crate) compactor: CompactorConfig,
 }
 
 /// Where the process keeps its local data.
@@ -112,6 +120,10 @@ impl Validate for Config {
         self.distributor.validate(&join(path, "distributor"))?;
         self.ingester.validate(&join(path, "ingester"))?;
         self.querier.validate(&join(path, "querier"))?;
+        self.membership.validate(&join(path, "membership"))?;
+        self.scraper.validate(&join(path, "scraper"))?;
+        self.bucket.validate(&join(path, "bucket"))?;
+        self.compactor.validate(&join(path, "compactor"))?;
         Ok(())
     }
 }

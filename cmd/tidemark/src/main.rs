@@ -7,6 +7,7 @@ mod app;
 mod cli;
 mod config;
 mod roles;
+mod tools;
 mod wiring;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        cli::Invocation::Tool(tool) => return tools::main(tool),
         cli::Invocation::Run(cfg) => *cfg,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

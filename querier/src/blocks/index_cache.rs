@@ -131,6 +131,7 @@ impl IndexCache {
     }
 
     /// Bytes of index files now cached.
+    #[cfg(test)]
     pub(crate) fn total_bytes(&self) -> u64 {
         self.lru.lock().total
     }
