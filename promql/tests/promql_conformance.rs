@@ -13,6 +13,8 @@
 //! - `PROMQL_CONF_VERBOSE=1` prints every failure (default: 5 per file);
 //! - `PROMQL_CONF_CATEGORIES=1` also prints failures grouped by message.
 
+#![allow(clippy::unwrap_used)]
+
 // The modules' unit tests run in the `promqltest_units` target.
 #[cfg_attr(test, allow(dead_code, unused_imports))]
 mod promqltest;

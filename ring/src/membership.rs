@@ -226,7 +226,7 @@ impl Membership {
     ) -> Result<Member, RingError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(m) = self.ring().member(&self.core.node.id).filter(|m| done(*m)) {
+            if let Some(m) = self.ring().member(&self.core.node.id).filter(|m| done(m)) {
                 return Ok(m.clone());
             }
             if tokio::time::Instant::now() >= deadline {

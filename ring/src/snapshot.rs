@@ -344,7 +344,10 @@ impl RingSnapshot {
 
     /// Every member with health, heartbeat age and ownership, for `/ring`.
     pub fn status(&self) -> Vec<MemberStatus> {
-        let shares: Vec<(Role, BTreeMap<String, f64>, BTreeMap<String, f64>)> = Role::ALL
+        // Per role: the token share and the share it serves after unhealthy
+        // members' ranges moved.
+        type Shares = (Role, BTreeMap<String, f64>, BTreeMap<String, f64>);
+        let shares: Vec<Shares> = Role::ALL
             .into_iter()
             .filter(|r| self.tables[*r as usize].is_some())
             .map(|r| {

@@ -3,6 +3,8 @@
 //! reload; a bad reload refused with the field named while the running
 //! config stays; the targets API in Prometheus's shape.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! retries with backoff across distributors, a bounded buffer whose
 //! overflow is counted, and invalid batches not retried.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

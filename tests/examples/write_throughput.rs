@@ -18,6 +18,8 @@
 //! system, from `/proc/<pid>/stat`) that the tidemark processes spent, so
 //! the writer's own CPU on the same machine does not count.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use tidemark_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
+/// A label set (sorted `name=value` pairs) and its acknowledged samples.
+pub type ExpectedSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -157,7 +159,7 @@ impl LoadReport {
 
     /// The expected series: label sets (sorted `name=value` pairs) with
     /// their acknowledged samples.
-    pub fn expected(&self) -> Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> {
+    pub fn expected(&self) -> Vec<ExpectedSeries> {
         let mut out = Vec::new();
         for log in &self.shards {
             for s in 0..self.spec.series_per_shard {

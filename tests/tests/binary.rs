@@ -1,6 +1,8 @@
 //! The `tidemark` binary as a user meets it: flags, config errors, the admin
 //! endpoints, and graceful shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 use std::time::Duration;
 

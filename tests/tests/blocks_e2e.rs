@@ -7,6 +7,8 @@
 //! first refuses, then breaks the first upload part-way, then forwards) and
 //! checks that the hand-off resumes and completes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -6,6 +6,8 @@
 //! one replica, or failed on a missing one, would answer wrongly. Every
 //! answer is compared with what follows from the data written.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 

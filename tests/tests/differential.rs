@@ -11,6 +11,8 @@
 //! remaining difference is kept on purpose, checked and explained in
 //! [`rate_of_a_counter_born_inside_the_window`].
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! remote-writes into it, the data answers PromQL like Prometheus does, and
 //! survives a SIGKILL through the WAL.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -8,6 +8,8 @@
 //! `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling`,
 //! `scrape_series_added`), so no series is expected to be missing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -5,6 +5,8 @@
 //! commit, an unhealthy member whose share moves, and a restart with the
 //! same tokens.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

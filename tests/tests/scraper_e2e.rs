@@ -3,6 +3,8 @@
 //! series arrive with the right labels and tenants, `up` and staleness
 //! follow a killed target, and reloads refuse a bad config.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! killed with SIGKILL the others take its targets over within two
 //! intervals, without moving anyone else's.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

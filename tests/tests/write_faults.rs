@@ -8,6 +8,8 @@
 //! connection errors, dropped on other 4xx; it records every acknowledged
 //! sample, and the tests read each one back through the querier.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use tidemark_tests::cluster::{Cluster, ClusterSpec, TENANT};
