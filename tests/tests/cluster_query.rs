@@ -262,7 +262,7 @@ fn wait_down(c: &Cluster) {
 }
 
 #[test]
-#[ignore = "fails: a restarted ingester in this test does not become ready within the wait (see the closing note of session 2); run with --ignored"]
+#[ignore = "fails: a restarted ingester does not become ready within the wait (a voter staying JOINING); run with --ignored"]
 fn querier_answers_correctly_with_any_one_ingester_down() {
     let mut c = Cluster::start(ClusterSpec::default());
     let d = Data::new();
