@@ -154,11 +154,18 @@ impl Cluster {
                     }
                 }
                 // No deadline: a member that cannot reach the voters stays
-                // not ready, which /ready says, until they answer.
+                // not ready, which /ready says, until they answer. The state
+                // is proposed again while it is not seen, because a join
+                // retried after a restart can commit after it and reset it.
                 loop {
-                    match membership.wait_state(state, Duration::from_secs(10)).await {
+                    match membership.wait_state(state, Duration::from_secs(2)).await {
                         Ok(_) => break,
-                        Err(e) => info!(error = %e, "still waiting for the ring"),
+                        Err(e) => {
+                            info!(error = %e, "still waiting for the ring");
+                            if let Err(e) = membership.set_state(state).await {
+                                info!(error = %e, "proposing the member state again failed");
+                            }
+                        }
                     }
                 }
                 services.set(SERVICE_NAME, ServiceState::Running);
