@@ -8,11 +8,13 @@ use prost::Message as _;
 use tidemark_ingester_client::{ClientPool, IngesterRing, Instance, ReplicationSet};
 use tidemark_model::{Labels, MatchOp, Matcher, Sample, TenantId};
 use tidemark_promql::{Queryable, SelectHints, Series, StorageError};
+use tidemark_proto::ingester::ingester_client::IngesterClient;
 use tidemark_proto::ingester::{
     LabelNamesRequest, LabelValuesRequest, SelectRequest, StreamedSeries, chunk::Encoding,
 };
 use tidemark_proto::prometheus::{LabelMatcher, label_matcher};
 use tidemark_tsdb::XorChunk;
+use tonic::transport::Channel;
 
 use super::limits::QueryLimiter;
 use super::merge::SeriesMerger;
@@ -82,6 +84,13 @@ impl CallError {
 }
 
 impl IngesterReader {
+    /// The pooled gRPC client of one ingester, failing as that ingester's call.
+    fn client(&self, inst: &Instance) -> Result<IngesterClient<Channel>, CallError> {
+        self.pool
+            .client(&inst.grpc_addr)
+            .map_err(|e| CallError::Failed(format!("{}: {e}", inst.grpc_addr)))
+    }
+
     fn read_set(&self) -> Result<ReplicationSet, StorageError> {
         self.ring
             .read_set()
@@ -128,10 +137,7 @@ impl IngesterReader {
         inst: Instance,
         req: SelectRequest,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, CallError> {
-        let mut client = self
-            .pool
-            .client(&inst.grpc_addr)
-            .map_err(|e| CallError::Failed(format!("{}: {e}", inst.grpc_addr)))?;
+        let mut client = self.client(&inst)?;
         let mut stream = client
             .select(req)
             .await
@@ -204,10 +210,7 @@ impl TenantReader for IngesterReader {
             .fan_out("label names", |inst| {
                 let msg = msg.clone();
                 async move {
-                    let mut c = self
-                        .pool
-                        .client(&inst.grpc_addr)
-                        .map_err(|e| CallError::Failed(format!("{}: {e}", inst.grpc_addr)))?;
+                    let mut c = self.client(&inst)?;
                     c.label_names(msg)
                         .await
                         .map(|r| r.into_inner().names)
@@ -235,10 +238,7 @@ impl TenantReader for IngesterReader {
             .fan_out("label values", |inst| {
                 let msg = msg.clone();
                 async move {
-                    let mut c = self
-                        .pool
-                        .client(&inst.grpc_addr)
-                        .map_err(|e| CallError::Failed(format!("{}: {e}", inst.grpc_addr)))?;
+                    let mut c = self.client(&inst)?;
                     c.label_values(msg)
                         .await
                         .map(|r| r.into_inner().values)
