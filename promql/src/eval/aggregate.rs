@@ -19,7 +19,7 @@ pub(crate) struct Grouping {
 }
 
 impl Grouping {
-    fn new(m: Option<&LabelModifier>) -> Self {
+    pub(crate) fn new(m: Option<&LabelModifier>) -> Self {
         match m {
             Some(LabelModifier::Include(l)) => Grouping {
                 without: false,
@@ -46,7 +46,7 @@ impl Grouping {
 
     /// The key series are grouped by: a hash of the grouping labels, as
     /// Prometheus uses (no allocation per series and step).
-    fn key(&self, l: &Labels) -> u64 {
+    pub(crate) fn key(&self, l: &Labels) -> u64 {
         let mut h = std::hash::DefaultHasher::new();
         for (n, v) in l.iter() {
             if self.in_group(n) {
@@ -60,7 +60,7 @@ impl Grouping {
     }
 
     /// The labels of a group's output series.
-    fn labels(&self, l: &Labels) -> Labels {
+    pub(crate) fn labels(&self, l: &Labels) -> Labels {
         Labels::from_sorted_pairs(l.iter().filter(|(n, _)| self.in_group(n)))
     }
 }
@@ -107,15 +107,142 @@ impl GroupCache {
     }
 }
 
-/// Running state of one output group.
-struct Group {
-    labels: Labels,
+/// The aggregation operators that fold a group into one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AggOp {
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+    Quantile,
+}
+
+impl AggOp {
+    pub(crate) fn by_name(op: &str) -> Option<AggOp> {
+        Some(match op {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "count" => AggOp::Count,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "group" => AggOp::Group,
+            "stddev" => AggOp::Stddev,
+            "stdvar" => AggOp::Stdvar,
+            "quantile" => AggOp::Quantile,
+            _ => return None,
+        })
+    }
+}
+
+/// Running state of one group's value, shared by the step-by-step and the
+/// series-by-series evaluation so both fold in the same order with the same
+/// arithmetic (Prometheus's, including Kahan summation and the switch to
+/// an incremental mean on overflow).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Acc {
     value: f64,
     mean: f64,
     kahan_c: f64,
     count: f64,
     incremental_mean: bool,
     values: Vec<f64>,
+}
+
+impl Acc {
+    /// The state after the group's first element `f`.
+    pub(crate) fn start(&mut self, op: AggOp, f: f64) {
+        self.value = match op {
+            AggOp::Stddev | AggOp::Stdvar => {
+                if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                }
+            }
+            AggOp::Group => 1.0,
+            _ => f,
+        };
+        self.mean = f;
+        self.kahan_c = 0.0;
+        self.count = 1.0;
+        self.incremental_mean = false;
+        self.values.clear();
+        if op == AggOp::Quantile {
+            self.values.push(f);
+        }
+    }
+
+    /// Folds in one more element.
+    pub(crate) fn add(&mut self, op: AggOp, f: f64) {
+        let g = self;
+        match op {
+            AggOp::Sum => (g.value, g.kahan_c) = stats::kahan_inc(f, g.value, g.kahan_c),
+            AggOp::Avg => {
+                g.count += 1.0;
+                if !g.incremental_mean {
+                    let (nv, nc) = stats::kahan_inc(f, g.value, g.kahan_c);
+                    if !nv.is_infinite() {
+                        (g.value, g.kahan_c) = (nv, nc);
+                        return;
+                    }
+                    g.incremental_mean = true;
+                    g.mean = g.value / (g.count - 1.0);
+                    g.kahan_c /= g.count - 1.0;
+                }
+                let q = (g.count - 1.0) / g.count;
+                (g.mean, g.kahan_c) = stats::kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
+            }
+            AggOp::Group => {}
+            AggOp::Max => {
+                if g.value < f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            AggOp::Min => {
+                if g.value > f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            AggOp::Count => g.count += 1.0,
+            AggOp::Stddev | AggOp::Stdvar => {
+                g.count += 1.0;
+                let delta = f - g.mean;
+                g.mean += delta / g.count;
+                g.value += delta * (f - g.mean);
+            }
+            AggOp::Quantile => g.values.push(f),
+        }
+    }
+
+    /// The group's value; `q` is the parameter of `quantile`.
+    pub(crate) fn finish(&mut self, op: AggOp, q: f64) -> f64 {
+        let g = self;
+        match op {
+            AggOp::Sum => g.value + g.kahan_c,
+            AggOp::Avg => {
+                if g.incremental_mean {
+                    g.mean + g.kahan_c
+                } else {
+                    g.value / g.count + g.kahan_c / g.count
+                }
+            }
+            AggOp::Count => g.count,
+            AggOp::Stdvar => g.value / g.count,
+            AggOp::Stddev => (g.value / g.count).sqrt(),
+            AggOp::Quantile => stats::quantile(q, &mut g.values),
+            _ => g.value,
+        }
+    }
+}
+
+/// One output group of a step: its labels, value and name-drop flag.
+struct Group {
+    labels: Labels,
+    acc: Acc,
     drop_name: bool,
 }
 
@@ -297,108 +424,34 @@ fn aggregate(
     cache: &mut GroupCache,
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, PromqlError> {
+    let Some(op) = AggOp::by_name(op) else {
+        return Err(PromqlError::exec(format!("unknown aggregation {op}")));
+    };
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for (pos, el) in input.into_iter().enumerate() {
         let key = cache.key(grouping, pos, &el.labels);
-        let f = el.v;
         let Some(&gi) = index.get(&key) else {
             index.insert(key, groups.len());
-            let value = match op {
-                "stddev" | "stdvar" => {
-                    if f.is_nan() || f.is_infinite() {
-                        f64::NAN
-                    } else {
-                        0.0
-                    }
-                }
-                "group" => 1.0,
-                _ => f,
-            };
+            let mut acc = Acc::default();
+            acc.start(op, el.v);
             groups.push(Group {
                 labels: cache.labels(grouping, pos, &el.labels),
-                value,
-                mean: f,
-                kahan_c: 0.0,
-                count: 1.0,
-                incremental_mean: false,
-                values: if op == "quantile" {
-                    vec![f]
-                } else {
-                    Vec::new()
-                },
+                acc,
                 drop_name: el.drop_name,
             });
             continue;
         };
         let g = &mut groups[gi];
         g.drop_name |= el.drop_name;
-        match op {
-            "sum" => (g.value, g.kahan_c) = stats::kahan_inc(f, g.value, g.kahan_c),
-            "avg" => {
-                g.count += 1.0;
-                let mut done = false;
-                if !g.incremental_mean {
-                    let (nv, nc) = stats::kahan_inc(f, g.value, g.kahan_c);
-                    if !nv.is_infinite() {
-                        (g.value, g.kahan_c) = (nv, nc);
-                        done = true;
-                    } else {
-                        g.incremental_mean = true;
-                        g.mean = g.value / (g.count - 1.0);
-                        g.kahan_c /= g.count - 1.0;
-                    }
-                }
-                if !done {
-                    let q = (g.count - 1.0) / g.count;
-                    (g.mean, g.kahan_c) = stats::kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
-                }
-            }
-            "group" => {}
-            "max" => {
-                if g.value < f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            "min" => {
-                if g.value > f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            "count" => g.count += 1.0,
-            "stddev" | "stdvar" => {
-                g.count += 1.0;
-                let delta = f - g.mean;
-                g.mean += delta / g.count;
-                g.value += delta * (f - g.mean);
-            }
-            "quantile" => g.values.push(f),
-            other => return Err(PromqlError::exec(format!("unknown aggregation {other}"))),
-        }
+        g.acc.add(op, el.v);
     }
     Ok(groups
         .into_iter()
-        .map(|mut g| {
-            let v = match op {
-                "sum" => g.value + g.kahan_c,
-                "avg" => {
-                    if g.incremental_mean {
-                        g.mean + g.kahan_c
-                    } else {
-                        g.value / g.count + g.kahan_c / g.count
-                    }
-                }
-                "count" => g.count,
-                "stdvar" => g.value / g.count,
-                "stddev" => (g.value / g.count).sqrt(),
-                "quantile" => stats::quantile(q, &mut g.values),
-                _ => g.value,
-            };
-            Elem {
-                labels: g.labels,
-                v,
-                drop_name: g.drop_name,
-            }
+        .map(|mut g| Elem {
+            labels: g.labels,
+            v: g.acc.finish(op, q),
+            drop_name: g.drop_name,
         })
         .collect())
 }

@@ -32,7 +32,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn parse(s: &str) -> Option<Op> {
+    pub(crate) fn parse(s: &str) -> Option<Op> {
         Some(match s {
             "+" => Op::Add,
             "-" => Op::Sub,
@@ -54,20 +54,20 @@ impl Op {
         })
     }
 
-    fn is_comparison(self) -> bool {
+    pub(crate) fn is_comparison(self) -> bool {
         matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
     }
 
     /// Arithmetic changes what the value means, so the metric name and the
     /// other metadata labels go.
-    fn changes_schema(self) -> bool {
+    pub(crate) fn changes_schema(self) -> bool {
         !self.is_comparison() && !matches!(self, Op::And | Op::Or | Op::Unless)
     }
 }
 
 /// Applies `op` to two floats: the value and whether a comparison holds
 /// (always true for arithmetic).
-fn elem_binop(op: Op, l: f64, r: f64) -> (f64, bool) {
+pub(crate) fn elem_binop(op: Op, l: f64, r: f64) -> (f64, bool) {
     match op {
         Op::Add => (l + r, true),
         Op::Sub => (l - r, true),
@@ -115,13 +115,13 @@ fn bool_f(b: bool) -> f64 {
 
 /// How series are matched: `on(...)` or `ignoring(...)` (the default is
 /// `ignoring()`, which still ignores the metric name).
-struct Matching<'e> {
-    on: bool,
-    names: Vec<&'e str>,
+pub(crate) struct Matching<'e> {
+    pub(crate) on: bool,
+    pub(crate) names: Vec<&'e str>,
 }
 
 impl<'e> Matching<'e> {
-    fn new(m: Option<&'e LabelModifier>) -> Self {
+    pub(crate) fn new(m: Option<&'e LabelModifier>) -> Self {
         match m {
             Some(LabelModifier::Include(l)) => Matching {
                 on: true,
@@ -139,7 +139,7 @@ impl<'e> Matching<'e> {
     }
 
     /// The join key of a series.
-    fn signature(&self, l: &Labels) -> Vec<u8> {
+    pub(crate) fn signature(&self, l: &Labels) -> Vec<u8> {
         let mut out = Vec::new();
         for (n, v) in l.iter() {
             let keep = if self.on {
@@ -242,16 +242,7 @@ impl<'a> Evaluator<'a> {
 fn vector_scalar(op: Op, vec: Vec<Elem>, s: f64, swap: bool, return_bool: bool) -> Vec<Elem> {
     let mut out = Vec::with_capacity(vec.len());
     for mut el in vec {
-        let (l, r) = if swap { (s, el.v) } else { (el.v, s) };
-        let (mut v, mut keep) = elem_binop(op, l, r);
-        if op.is_comparison() && swap {
-            v = r;
-        }
-        if return_bool {
-            v = bool_f(keep);
-            keep = true;
-        }
-        if keep {
+        if let Some(v) = scalar_elem(op, el.v, s, swap, return_bool) {
             el.v = v;
             if op.changes_schema() || return_bool {
                 el.drop_name = true;
@@ -260,6 +251,46 @@ fn vector_scalar(op: Op, vec: Vec<Elem>, s: f64, swap: bool, return_bool: bool) 
         }
     }
     out
+}
+
+/// One element of a vector-scalar operation: its value, or `None` when a
+/// comparison filters it out. `swap` when the scalar is the left operand.
+pub(crate) fn scalar_elem(op: Op, x: f64, s: f64, swap: bool, return_bool: bool) -> Option<f64> {
+    let (l, r) = if swap { (s, x) } else { (x, s) };
+    let (mut v, keep) = elem_binop(op, l, r);
+    if op.is_comparison() && swap {
+        v = r;
+    }
+    if return_bool {
+        return Some(bool_f(keep));
+    }
+    keep.then_some(v)
+}
+
+/// How a vector-vector operation matches: whether the right side is the
+/// "many" one (`group_right`), the `group_x` labels to copy, and whether
+/// it is grouped at all.
+pub(crate) fn cardinality(card: Option<&VectorMatchCardinality>) -> (bool, Vec<&str>, bool) {
+    match card {
+        Some(VectorMatchCardinality::OneToMany(l)) => {
+            (true, l.labels.iter().map(String::as_str).collect(), true)
+        }
+        Some(VectorMatchCardinality::ManyToOne(l)) => {
+            (false, l.labels.iter().map(String::as_str).collect(), true)
+        }
+        _ => (false, Vec::new(), false),
+    }
+}
+
+/// The value of one matched pair (`l` and `r` in the query's order), or
+/// `None` when a comparison filters it out.
+pub(crate) fn pair_value(op: Op, l: f64, r: f64, return_bool: bool) -> Option<f64> {
+    let (v, keep) = elem_binop(op, l, r);
+    if return_bool {
+        Some(bool_f(keep))
+    } else {
+        keep.then_some(v)
+    }
 }
 
 fn set_op(op: Op, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching<'_>) -> Vec<Elem> {
@@ -347,19 +378,7 @@ fn vector_binop<'c>(
     {
         return Ok(Vec::new());
     }
-    let (one_to_many, include): (bool, Vec<&str>) = match card {
-        Some(VectorMatchCardinality::OneToMany(l)) => {
-            (true, l.labels.iter().map(String::as_str).collect())
-        }
-        Some(VectorMatchCardinality::ManyToOne(l)) => {
-            (false, l.labels.iter().map(String::as_str).collect())
-        }
-        _ => (false, Vec::new()),
-    };
-    let grouped = matches!(
-        card,
-        Some(VectorMatchCardinality::OneToMany(_)) | Some(VectorMatchCardinality::ManyToOne(_))
-    );
+    let (one_to_many, include, grouped) = cardinality(card);
     // The "many" side is processed as the left one.
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     // As in Prometheus, fill values are not swapped with the sides: the
@@ -500,7 +519,7 @@ fn vector_binop<'c>(
 /// The labels of a vector-vector result: the "many" side's labels, reduced
 /// to the matching labels for one-to-one, plus `group_x` labels from the
 /// "one" side; metadata labels go for arithmetic.
-fn result_metric(
+pub(crate) fn result_metric(
     lhs: &Labels,
     rhs: &Labels,
     op: Op,

@@ -2,16 +2,14 @@
 //! plus the functions that work on labels, series sets or time.
 
 use promql_parser::parser::{Call, Expr};
-use tidemark_model::{Labels, Sample};
+use tidemark_model::Labels;
 
+use super::range_fn::{KernelArgs, RangeFn, counter_like};
 use super::{Elem, Evaluator, RangeSeries, Val};
 use crate::durexpr::RangeMode;
 use crate::error::PromqlError;
 use crate::functions::{math, range, time};
 use crate::prepare::convert_absent_labels;
-
-/// A range-vector kernel with its scalar arguments bound.
-type Kernel<'k> = Box<dyn Fn(&[Sample]) -> Option<f64> + 'k>;
 
 /// Formats a float like Go's `strconv.FormatFloat(f, 'f', -1, 64)` for
 /// finite values and Prometheus's `NaN`/`+Inf`/`-Inf` otherwise.
@@ -27,8 +25,8 @@ pub(crate) fn go_float(f: f64) -> String {
     }
 }
 
-/// The window `(start, end]` a range-vector argument covers at `ts`.
-fn strip_parens(e: &Expr) -> &Expr {
+/// `e` without the parentheses around it.
+pub(crate) fn strip_parens(e: &Expr) -> &Expr {
     match e {
         Expr::Paren(p) => strip_parens(&p.expr),
         other => other,
@@ -36,6 +34,7 @@ fn strip_parens(e: &Expr) -> &Expr {
 }
 
 impl<'a> Evaluator<'a> {
+    /// The window `(start, end]` a range-vector argument covers at `ts`.
     fn window_bounds(&self, arg: &'a Expr, ts: i64) -> (i64, i64) {
         match strip_parens(arg) {
             Expr::MatrixSelector(ms) => {
@@ -67,6 +66,31 @@ impl<'a> Evaluator<'a> {
                 "PromQL warning: sort is ineffective for range queries since results are always ordered by labels {pos}"
             ));
         }
+    }
+
+    /// Prometheus's info that `rate`/`increase` got a series whose name
+    /// does not look like a counter's. Once per argument and metric name:
+    /// the message is the same at every step and for every series of that
+    /// name, so it is formatted only the first time.
+    pub(crate) fn counter_info(&mut self, labels: &Labels, arg: &Expr) {
+        let Some(n) = labels.metric_name() else {
+            return;
+        };
+        let node = arg as *const Expr as usize;
+        if counter_like(n)
+            || self
+                .noted_non_counters
+                .iter()
+                .any(|(a, m)| *a == node && m == n)
+        {
+            return;
+        }
+        self.noted_non_counters.push((node, n.to_string()));
+        let msg = format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?} {}",
+            self.position_of_expr(arg)
+        );
+        self.info(msg);
     }
 
     pub(crate) fn eval_call(&mut self, c: &'a Call, ts: i64) -> Result<Val<'a>, PromqlError> {
@@ -355,62 +379,28 @@ impl<'a> Evaluator<'a> {
             }
             _ => {}
         }
-        let kernel: Kernel<'_> = match name {
-            "rate" => Box::new(move |s| range::rate(s, start, end)),
-            "increase" => Box::new(move |s| range::increase(s, start, end)),
-            "delta" => Box::new(move |s| range::delta(s, start, end)),
-            "irate" => Box::new(range::irate),
-            "idelta" => Box::new(range::idelta),
-            "deriv" => Box::new(range::deriv),
-            "predict_linear" => Box::new(move |s| range::predict_linear(s, ts, p0)),
-            "changes" => Box::new(range::changes),
-            "resets" => Box::new(range::resets),
-            "avg_over_time" => Box::new(range::avg_over_time),
-            "sum_over_time" => Box::new(range::sum_over_time),
-            "count_over_time" => Box::new(range::count_over_time),
-            "min_over_time" => Box::new(range::min_over_time),
-            "max_over_time" => Box::new(range::max_over_time),
-            "last_over_time" => Box::new(range::last_over_time),
-            "first_over_time" => Box::new(range::first_over_time),
-            "present_over_time" => Box::new(range::present_over_time),
-            "stddev_over_time" => Box::new(range::stddev_over_time),
-            "stdvar_over_time" => Box::new(range::stdvar_over_time),
-            "mad_over_time" => Box::new(range::mad_over_time),
-            "ts_of_min_over_time" => Box::new(range::ts_of_min_over_time),
-            "ts_of_max_over_time" => Box::new(range::ts_of_max_over_time),
-            "ts_of_last_over_time" => Box::new(range::ts_of_last_over_time),
-            "ts_of_first_over_time" => Box::new(range::ts_of_first_over_time),
-            "quantile_over_time" => Box::new(move |s| range::quantile_over_time(p0, s)),
-            "double_exponential_smoothing" => {
-                Box::new(move |s| range::double_exponential_smoothing(s, p0, p1))
-            }
-            other => {
-                return Err(PromqlError::exec(format!(
-                    "function {other}() is not supported by tidemark yet"
-                )));
-            }
+        let Some(f) = RangeFn::by_name(name) else {
+            return Err(PromqlError::exec(format!(
+                "function {name}() is not supported by tidemark yet"
+            )));
         };
-        let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        let counter_check = matches!(name, "rate" | "increase");
+        let kargs = KernelArgs {
+            start,
+            end,
+            ts,
+            p0,
+            p1,
+        };
         let mut out = Vec::with_capacity(matrix.len());
         for s in matrix {
-            if let Some(v) = kernel(&s.samples) {
-                if counter_check
-                    && let Some(n) = s.labels.metric_name()
-                    && !["_total", "_sum", "_count", "_bucket"]
-                        .iter()
-                        .any(|suf| n.ends_with(suf))
-                {
-                    let msg = format!(
-                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?} {}",
-                        self.position_of_expr(args[idx])
-                    );
-                    self.info(msg);
+            if let Some(v) = f.apply(&s.samples, &kargs, true) {
+                if f.wants_counter() {
+                    self.counter_info(&s.labels, args[idx]);
                 }
                 out.push(Elem {
                     labels: s.labels,
                     v,
-                    drop_name: s.drop_name || !keep_name,
+                    drop_name: s.drop_name || !f.keeps_name(),
                 });
             }
         }

@@ -1,7 +1,10 @@
 //! Phase two of a query: evaluation over the fetched series.
 //!
-//! Every expression is evaluated at one timestamp at a time; a range query
-//! is the instant evaluation repeated at each step and stitched into series.
+//! A range query evaluates the subtrees that allow it series by series over
+//! all steps at once (`series_major`); the rest is evaluated at one
+//! timestamp at a time, the instant evaluation repeated at each step and
+//! stitched into series, reading the series-by-series results of its
+//! subtrees step by step.
 //! Selectors, subqueries and functions read only the pre-fetched data, so
 //! evaluation never blocks on I/O; it checks the deadline, the cancellation
 //! token and the sample limit at every step.
@@ -12,7 +15,9 @@ mod call;
 mod histogram_fns;
 mod info;
 mod labels_fns;
+mod range_fn;
 mod selector;
+mod series_major;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -111,6 +116,12 @@ pub(crate) struct Evaluator<'a> {
     group_caches: HashMap<usize, aggregate::GroupCache>,
     /// Join keys and result labels of vector-vector operations, by node.
     binary_caches: HashMap<usize, binary::BinaryCache>,
+    /// Subtrees of a range query evaluated series by series, by node, read
+    /// by their step-by-step parents.
+    precomputed: HashMap<usize, series_major::Precomputed>,
+    /// (argument node, metric name) pairs `rate`/`increase` already noted
+    /// as possibly not counters.
+    noted_non_counters: Vec<(usize, String)>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -126,6 +137,8 @@ impl<'a> Evaluator<'a> {
             cursors: HashMap::new(),
             group_caches: HashMap::new(),
             binary_caches: HashMap::new(),
+            precomputed: HashMap::new(),
+            noted_non_counters: Vec::new(),
         }
     }
 
@@ -251,6 +264,9 @@ impl<'a> Evaluator<'a> {
             };
         }
 
+        if let Some(v) = self.run_series_major(expr)? {
+            return Ok(v);
+        }
         let mut out = RangeOutput::default();
         let mut produced = 0usize;
         let mut ts = self.ctx.start;
@@ -284,6 +300,11 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates `e` at timestamp `ts` (ms).
     pub(crate) fn eval(&mut self, e: &'a Expr, ts: i64) -> Result<Val<'a>, PromqlError> {
+        if !self.precomputed.is_empty()
+            && let Some(v) = self.precomputed_at(e, ts)
+        {
+            return Ok(Val::Vector(v));
+        }
         match e {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),

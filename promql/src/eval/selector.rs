@@ -44,8 +44,13 @@ pub(crate) fn smoothed_value(samples: &[Sample], rt: i64, lookback: i64) -> Opti
 pub(crate) fn window(samples: &[Sample], rt: i64, range: i64) -> Cow<'_, [Sample]> {
     let lo = samples.partition_point(|s| s.t <= rt - range);
     let hi = samples.partition_point(|s| s.t <= rt);
-    let w = &samples[lo..hi.max(lo)];
-    if w.iter().any(|s| is_stale_nan(s.v)) {
+    without_stale(&samples[lo..hi.max(lo)], true)
+}
+
+/// The samples of `w` without staleness markers, borrowed when there are
+/// none to remove (always when `may_have_stale` is false).
+pub(crate) fn without_stale(w: &[Sample], may_have_stale: bool) -> Cow<'_, [Sample]> {
+    if may_have_stale && w.iter().any(|s| is_stale_nan(s.v)) {
         Cow::Owned(w.iter().copied().filter(|s| !is_stale_nan(s.v)).collect())
     } else {
         Cow::Borrowed(w)
@@ -78,8 +83,13 @@ impl Cursor {
         }
     }
 
+    /// Whether the series has staleness markers at all.
+    pub(crate) fn has_stale(&self) -> bool {
+        self.has_stale
+    }
+
     /// The index range of the samples in `(rt - range, rt]`.
-    fn range(&mut self, samples: &[Sample], rt: i64, range: i64) -> (usize, usize) {
+    pub(crate) fn range(&mut self, samples: &[Sample], rt: i64, range: i64) -> (usize, usize) {
         if rt < self.rt {
             self.lo = 0;
             self.hi = 0;
@@ -98,12 +108,7 @@ impl Cursor {
         range: i64,
     ) -> Cow<'s, [Sample]> {
         let (lo, hi) = self.range(samples, rt, range);
-        let w = &samples[lo..hi];
-        if self.has_stale && w.iter().any(|s| is_stale_nan(s.v)) {
-            Cow::Owned(w.iter().copied().filter(|s| !is_stale_nan(s.v)).collect())
-        } else {
-            Cow::Borrowed(w)
-        }
+        without_stale(&samples[lo..hi], self.has_stale)
     }
 
     /// [`latest`] through the cursor.

@@ -42,13 +42,27 @@ pub fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
+    extrapolated_rate_scan(samples, range_start, range_end, is_counter, true, is_rate)
+}
+
+/// [`extrapolated_rate`] for callers that may know more: `may_reset` false
+/// says no sample is below its predecessor, so the scan for counter resets
+/// (the one step linear in the window) is skipped; it would add nothing.
+pub fn extrapolated_rate_scan(
+    samples: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    is_counter: bool,
+    may_reset: bool,
+    is_rate: bool,
+) -> Option<f64> {
     if samples.len() < 2 {
         return None;
     }
     let first = samples[0];
     let last = samples[samples.len() - 1];
     let mut result = last.v - first.v;
-    if is_counter {
+    if is_counter && may_reset {
         for w in samples.windows(2) {
             if w[1].v < w[0].v {
                 result += w[0].v;
