@@ -83,9 +83,19 @@ const QUERIES: &[&str] = &[
     "sum(sum by (g) (load))",
     "quantile by (g) (0.5, load)",
     "topk(3, load)",
+    "topk by (g) (2, load)",
+    "bottomk(4, req_total > 50)",
+    "topk(2, load > 1e9)",
+    "topk(3, -(load > 30) * 0)",
+    "sum(topk(3, load))",
+    "topk(0, load)",
+    "topk(2.7, rate(req_total[1m]))",
     "bottomk by (g) (2, rate(req_total[2m]))",
     "histogram_quantile(0.9, rate(h_bucket[2m]))",
     "histogram_quantile(0.5, sum by (le) (rate(h_bucket[2m])))",
+    "histogram_quantile(0.5, load)",
+    "histogram_quantile(1.5, h_bucket > 40)",
+    "sum(histogram_quantile(0.5, h_bucket))",
     "req_total + load",
     "req_total - on(l) load",
     "req_total / ignoring(g) load",
@@ -180,6 +190,8 @@ async fn range_annotations_match_the_steps() {
         "sum(increase(load[1m]))",
         "quantile_over_time(2, load[4m])",
         "rate(req_total[5m])",
+        "histogram_quantile(0.5, load)",
+        "histogram_quantile(0.9, h_bucket)",
     ] {
         let range = e
             .range_query(&s, q, 300_000, 900_000, 60_000)

@@ -389,7 +389,7 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+pub(crate) fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     match (a.is_nan(), b.is_nan()) {
         (true, true) => Ordering::Equal,
@@ -399,7 +399,7 @@ fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+pub(crate) fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     match (a.is_nan(), b.is_nan()) {
         (true, true) => Ordering::Equal,

@@ -15,15 +15,15 @@ impl<'a> Evaluator<'a> {
     /// Groups classic-histogram bucket series (by all labels but `le`) into
     /// `(upper bound, cumulative count)` lists, warning about bad `le` labels.
     fn classic_buckets(&mut self, v: Vec<Elem>, at: &Expr) -> Vec<(Labels, Vec<(f64, f64)>)> {
-        let arg_pos = self.position_of_expr(at);
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
         for el in v {
             let Some(upper) = el.labels.get("le").and_then(histogram::parse_le) else {
                 let msg = format!(
-                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?} {arg_pos}",
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?} {}",
                     el.labels.get("le").unwrap_or(""),
-                    el.labels.metric_name().unwrap_or("")
+                    el.labels.metric_name().unwrap_or(""),
+                    self.position_of_expr(at)
                 );
                 self.warn(msg);
                 continue;
@@ -82,7 +82,6 @@ impl<'a> Evaluator<'a> {
             self.quantile_warning(q, a);
             qs.push(q);
         }
-        let arg_pos = self.position_of_expr(args[0]);
         let groups = self.classic_buckets(v, args[0]);
         let mut out = Vec::with_capacity(groups.len() * qs.len());
         for (labels, buckets) in groups {
@@ -96,8 +95,9 @@ impl<'a> Evaluator<'a> {
                 let r = histogram::bucket_quantile(q, &mut b);
                 if r.forced_monotonic {
                     let msg = format!(
-                        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {arg_pos}",
-                        labels.metric_name().unwrap_or("")
+                        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {}",
+                        labels.metric_name().unwrap_or(""),
+                        self.position_of_expr(args[0])
                     );
                     self.info(msg);
                 }
@@ -125,15 +125,15 @@ impl<'a> Evaluator<'a> {
         let q = self.eval_scalar(arg(args, 0)?, ts)?;
         let v = self.eval_vector(arg(args, 1)?, ts)?;
         self.quantile_warning(q, args[0]);
-        let arg_pos = self.position_of_expr(args[1]);
         let groups = self.classic_buckets(v, args[1]);
         let mut out = Vec::with_capacity(groups.len());
         for (labels, mut buckets) in groups {
             let r = histogram::bucket_quantile(q, &mut buckets);
             if r.forced_monotonic {
                 let msg = format!(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {arg_pos}",
-                    labels.metric_name().unwrap_or("")
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {}",
+                    labels.metric_name().unwrap_or(""),
+                    self.position_of_expr(args[1])
                 );
                 self.info(msg);
             }

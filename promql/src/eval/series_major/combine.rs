@@ -1,16 +1,18 @@
 //! Aggregations over a series-by-series matrix: each input series' group
 //! is found once, then every step folds the present series in the order
-//! the step-by-step evaluation would, with the same accumulator.
+//! the step-by-step evaluation would, with the same accumulator (or, for
+//! `topk`/`bottomk`, the same ordering).
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use promql_parser::parser::AggregateExpr;
 use tidemark_model::{Labels, Sample};
 
-use super::{Grid, StepMatrix, StepSeries};
+use super::{Grid, StepMatrix, StepSeries, literal};
 use crate::error::PromqlError;
 use crate::eval::Evaluator;
-use crate::eval::aggregate::{Acc, AggOp, Grouping};
+use crate::eval::aggregate::{Acc, AggOp, Grouping, cmp_asc_nan_last, cmp_desc_nan_last};
 
 /// The points of one output group, split by the name-drop flag the
 /// group's members had at each step (two output series if it varies).
@@ -32,8 +34,18 @@ impl<'a> Evaluator<'a> {
         let Some(input) = self.prepare(&a.expr, grid)? else {
             return Ok(None);
         };
-        let op = AggOp::by_name(&a.op.to_string().to_lowercase())
-            .filter(|op| *op != AggOp::Quantile && a.param.is_none());
+        let name = a.op.to_string().to_lowercase();
+        if (name == "topk" || name == "bottomk") && !input.ranked {
+            // The parameter checks of `aggregate_k` cannot fail for these.
+            let k = a.param.as_deref().and_then(literal);
+            if let Some(k) = k.filter(|k| (1.0..9.223372036854776e18).contains(k)) {
+                let bottom = name == "bottomk";
+                return self
+                    .select_k(a, input, bottom, k as i64 as usize, grid)
+                    .map(Some);
+            }
+        }
+        let op = AggOp::by_name(&name).filter(|op| *op != AggOp::Quantile && a.param.is_none());
         let Some(op) = op.filter(|_| !input.ranked) else {
             self.keep(&a.expr, input)?;
             return Ok(None);
@@ -108,5 +120,95 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(Some(StepMatrix { series, ranked }))
+    }
+
+    /// `topk`/`bottomk` with a constant `k`: per step and group, the `k`
+    /// best present series, ties in input order (the stable sort of the
+    /// step-by-step evaluation), kept in a sorted buffer of `k` instead of
+    /// sorting the whole group.
+    fn select_k(
+        &mut self,
+        a: &'a AggregateExpr,
+        input: StepMatrix,
+        bottom: bool,
+        k: usize,
+        grid: Grid,
+    ) -> Result<StepMatrix, PromqlError> {
+        self.check_matrix(&input)?;
+        let grouping = Grouping::new(a.modifier.as_ref());
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let group_of: Vec<usize> = input
+            .series
+            .iter()
+            .map(|s| {
+                let n = index.len();
+                *index.entry(grouping.key(&s.labels)).or_insert(n)
+            })
+            .collect();
+        let n = index.len();
+        let cmp = |x: f64, y: f64| {
+            if bottom {
+                cmp_asc_nan_last(x, y)
+            } else {
+                cmp_desc_nan_last(x, y)
+            }
+        };
+        let mut best: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut stamp = vec![usize::MAX; n];
+        let mut vals = vec![0.0; input.series.len()];
+        let mut cursors = vec![0usize; input.series.len()];
+        let mut points: Vec<Vec<Sample>> = vec![Vec::new(); input.series.len()];
+        let mut ranks: Vec<Vec<u32>> = vec![Vec::new(); input.series.len()];
+        let mut order = Vec::new();
+        for (step, ts) in grid.times().enumerate() {
+            if step % 64 == 0 {
+                self.check_limits()?;
+            }
+            order.clear();
+            for (i, (s, c)) in input.series.iter().zip(&mut cursors).enumerate() {
+                let Some(p) = s.points.get(*c).filter(|p| p.t == ts) else {
+                    continue;
+                };
+                *c += 1;
+                vals[i] = p.v;
+                let g = group_of[i];
+                if stamp[g] != step {
+                    stamp[g] = step;
+                    best[g].clear();
+                    order.push(g);
+                }
+                let b = &mut best[g];
+                // After every selected series not worse than this one.
+                let pos = b.partition_point(|&j| cmp(vals[j], p.v) != Ordering::Greater);
+                if pos < k {
+                    b.insert(pos, i);
+                    b.truncate(k);
+                }
+            }
+            let mut rank = 0u32;
+            for &g in &order {
+                for &i in &best[g] {
+                    points[i].push(Sample::new(ts, vals[i]));
+                    ranks[i].push(rank);
+                    rank += 1;
+                }
+            }
+        }
+        let series = input
+            .series
+            .into_iter()
+            .zip(points.into_iter().zip(ranks))
+            .filter(|(_, (p, _))| !p.is_empty())
+            .map(|(s, (points, ranks))| StepSeries {
+                labels: s.labels,
+                drop_name: s.drop_name,
+                points,
+                ranks,
+            })
+            .collect();
+        Ok(StepMatrix {
+            series,
+            ranked: true,
+        })
     }
 }

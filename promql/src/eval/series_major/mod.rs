@@ -22,6 +22,7 @@
 
 mod binary;
 mod combine;
+mod histogram;
 mod select;
 
 use std::collections::HashMap;
@@ -176,6 +177,9 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.prepare(&p.expr, grid),
             Expr::VectorSelector(vs) if !crate::prepare::is_smoothed(vs) => {
                 Ok(Some(self.select_series_major(vs, grid)?))
+            }
+            Expr::Call(c) if c.func.name == "histogram_quantile" => {
+                self.histogram_quantile_series_major(c, grid)
             }
             Expr::Call(c) => match self.call_series_major(c, grid)? {
                 Some(m) => Ok(Some(m)),
