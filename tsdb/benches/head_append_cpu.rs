@@ -1,5 +1,5 @@
 //! Head append cost in CPU time: samples appended per CPU-second of the
-//! appending thread (user + system, from `/proc/thread-self/stat`), with
+//! appending thread (user + system, from `/proc/thread-self/schedstat`), with
 //! the WAL on. Unlike the wall-clock criterion figures of `head_append`,
 //! this stays meaningful on a machine shared with other work, and it is
 //! what "samples/s per core" means. Wall-clock time (which includes waiting
@@ -8,7 +8,8 @@
 //! Same data as `head_append`: 8 realistic labels per series, 15 s scrape
 //! interval (5% of scrapes 3-20 ms late), a mix of counters and gauges.
 //!
-//! Run: `cargo bench -p tidemark-tsdb --bench head_append_cpu`
+//! Run: `cargo bench -p tidemark-tsdb --bench head_append_cpu [-- NAME...]`
+//! (names filter the runs by substring, e.g. `10k_series_x1`).
 
 use std::time::{Duration, Instant};
 
@@ -80,26 +81,36 @@ fn batch(
                     Sample::new(n * 15_000 + jitter, v)
                 })
                 .collect();
-            (l.clone(), samples)
+            // A fresh buffer per batch, as decoding a remote-write request
+            // makes: a clone would share the head's buffer and let the
+            // label comparison stop at pointer equality.
+            (Labels::from_sorted_pairs(l.iter()), samples)
         })
         .collect()
 }
 
-/// CPU time (user + system) of the calling thread.
+/// CPU time (user + system) of the calling thread, in nanoseconds as the
+/// scheduler counts it (`/proc/thread-self/schedstat`): `stat`'s utime and
+/// stime are in 10 ms ticks, coarser than one batch.
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of those, in clock ticks (USER_HZ, 100 on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat
         .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
 }
 
 fn run(name: &str, sync: Option<SyncPolicy>, series: usize, per_series: i64, batches: i64) {
+    // `cargo bench` passes `--bench`; any other argument filters by name.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        return;
+    }
     let labels = series_labels(series);
     let dir = tempfile::tempdir().expect("temp dir");
     let head = match sync {
@@ -141,7 +152,6 @@ fn run(name: &str, sync: Option<SyncPolicy>, series: usize, per_series: i64, bat
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
     println!("## head append, samples per CPU-second of the appending thread");
     run(
         "wal_fsync_batch/10k_series_x1",

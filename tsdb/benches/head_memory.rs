@@ -113,7 +113,11 @@ fn main() {
                 1..=3 => (n / 40) as f64,
                 _ => (n * (i as i64 % 17 + 1)) as f64,
             };
-            batch.push((l.clone(), vec![Sample::new(n * 15_000 + jitter, v)]));
+            // A fresh label buffer, as decoding a remote-write request
+            // makes: the head keeps the first one it sees per series, and
+            // it must count here (a clone would share the bench's copy).
+            let fresh = Labels::from_sorted_pairs(l.iter());
+            batch.push((fresh, vec![Sample::new(n * 15_000 + jitter, v)]));
         }
         head.append(&batch).expect("append");
     }

@@ -1,13 +1,14 @@
 //! Appending batches to the head.
 //!
-//! One call: (1) under the index read lock, resolve every series of the
-//! batch and, for those that exist, append the samples right away under
-//! their stripe lock, encoding the accepted ones into a thread-local WAL
-//! buffer; (2) create the missing series under the index write lock,
-//! logging their series record to the WAL there; (3) append the entries
-//! left over (new series, or series another call holds, see below);
-//! (4) write the buffer as one samples record and wait for it to be durable
-//! per the sync policy. Only then does the call return: a sample counted in
+//! One call: (1) hash every entry's labels (xxh3 over the encoded buffer)
+//! and group the entries by stripe; under the index read lock, taking each
+//! stripe's lock once, resolve that stripe's series of the batch and, for
+//! those that exist, append the samples right away, encoding the accepted
+//! ones into a thread-local WAL buffer; (2) create the missing series
+//! under the index write lock, logging their series record to the WAL
+//! there; (3) append the entries left over (new series, or series another
+//! call holds, see below); (4) write the buffer as one samples record and
+//! wait for it to be durable per the sync policy. Only then does the call return: a sample counted in
 //! [`AppendResult::samples_written`] is in the WAL.
 //!
 //! WAL order per series: series appended to are stamped with the call's WAL
@@ -22,9 +23,9 @@ use std::sync::atomic::Ordering;
 
 use tidemark_model::{Labels, Sample};
 
-use super::series::{Refusal, pairs, pairs_hash, stripe_of_hash, stripe_of_ref};
+use super::series::{Refusal, STRIPES, labels_hash, stripe_of_hash, stripe_of_ref};
 use super::tickets::Ticket;
-use super::{Head, MemSeries, SeriesRef, intern_labels};
+use super::{Head, MemSeries, SeriesRef};
 use crate::TsdbError;
 use crate::wal::{RecordType, begin_samples, encode_sample_group, encode_series, finish_frame};
 
@@ -86,6 +87,27 @@ fn give_buf(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, mut v: Vec<u8
         v.shrink_to(KEEP_BUF_BYTES);
     }
     give(key, v);
+}
+
+/// The entries `eligible` (batch positions) ordered by the stripe of their
+/// labels hash, batch order kept within a stripe (a counting sort), and
+/// the bounds of each stripe's run in that order (`STRIPES + 1` offsets).
+fn group_by_stripe(hashes: &[u64], eligible: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let mut starts = vec![0u32; STRIPES + 1];
+    for &i in eligible {
+        starts[stripe_of_hash(hashes[i as usize]) + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; eligible.len()];
+    for &i in eligible {
+        let slot = &mut next[stripe_of_hash(hashes[i as usize])];
+        order[*slot as usize] = i;
+        *slot += 1;
+    }
+    (order, starts)
 }
 
 /// Time range and memory change of one call's appends.
@@ -157,65 +179,85 @@ impl Head {
         let mut accepted = take(&ACCEPTED);
         let mut acc = BatchAcc::default();
         let res = (|| {
-            {
-                // Fast path: resolve and append in one stripe lock per
-                // series. Nothing here waits on another call, so holding the
-                // index read lock cannot deadlock with series creation.
-                let mut label_pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
-                let mut scratch: Vec<u8> = Vec::with_capacity(512);
-                let index = self.index.read();
-                for (i, (labels, samples)) in batch.iter().enumerate() {
-                    label_pairs.clear();
-                    label_pairs.extend(labels.iter());
-                    let hash = pairs_hash(&label_pairs, &mut scratch);
-                    hashes.push(hash);
-                    refs.push(None);
-                    if samples.is_empty() {
-                        continue;
-                    }
-                    if labels.is_empty() {
-                        result.samples_refused += samples.len();
-                        result.refused.push(RefusedSeries {
-                            index: i,
-                            samples: samples.len(),
-                            error: TsdbError::EmptyLabels,
-                        });
-                        continue;
-                    }
-                    if let Some(last) = samples.last()
-                        && samples.iter().all(|s| s.t < min_valid)
-                    {
-                        // Nothing to store: do not create a series for it.
-                        result.samples_refused += samples.len();
-                        result.refused.push(RefusedSeries {
-                            index: i,
-                            samples: samples.len(),
-                            error: TsdbError::HeadOutOfBounds {
-                                series: labels.clone(),
-                                t: last.t,
-                                min_valid,
-                            },
-                        });
-                        continue;
-                    }
-                    let mut stripe = self.stripes[stripe_of_hash(hash)].write();
-                    let Some(r) = stripe.find(hash, &label_pairs, &index.symbols) else {
+            // Entries that need a series, grouped by stripe below.
+            let mut eligible: Vec<u32> = Vec::with_capacity(batch.len());
+            for (i, (labels, samples)) in batch.iter().enumerate() {
+                hashes.push(labels_hash(labels));
+                refs.push(None);
+                if samples.is_empty() {
+                    continue;
+                }
+                if labels.is_empty() {
+                    result.samples_refused += samples.len();
+                    result.refused.push(RefusedSeries {
+                        index: i,
+                        samples: samples.len(),
+                        error: TsdbError::EmptyLabels,
+                    });
+                    continue;
+                }
+                if let Some(last) = samples.last()
+                    && samples.iter().all(|s| s.t < min_valid)
+                {
+                    // Nothing to store: do not create a series for it.
+                    result.samples_refused += samples.len();
+                    result.refused.push(RefusedSeries {
+                        index: i,
+                        samples: samples.len(),
+                        error: TsdbError::HeadOutOfBounds {
+                            series: labels.clone(),
+                            t: last.t,
+                            min_valid,
+                        },
+                    });
+                    continue;
+                }
+                eligible.push(i as u32);
+            }
+            let (order, groups) = group_by_stripe(&hashes, &eligible);
+            drop(eligible);
+            // Fast path: per stripe, one lock for all of the batch's series
+            // there; resolve them all first, then append. Resolving in a
+            // tight loop lets the cache misses of consecutive lookups (map
+            // probe, slot, stored labels) overlap instead of queueing
+            // behind each sample's appending. The index read lock is held,
+            // unused, so that no sample of a series being created reaches
+            // the WAL before its series record (`create_series` logs it
+            // under the write lock), and released before `create_series`.
+            // Nothing here waits on another call, so it cannot deadlock
+            // with series creation.
+            let index = self.index.read();
+            for group in groups.windows(2) {
+                let entries = &order[group[0] as usize..group[1] as usize];
+                let Some(&first) = entries.first() else {
+                    continue;
+                };
+                let mut stripe = self.stripes[stripe_of_hash(hashes[first as usize])].write();
+                for &i in entries {
+                    let i = i as usize;
+                    refs[i] = stripe.find(hashes[i], &batch[i].0);
+                }
+                // Entries deferred from this stripe; a series lives in one
+                // stripe, so its entries stay in batch order among these.
+                let deferred_from = later.len();
+                for &i in entries {
+                    let i = i as usize;
+                    let Some(r) = refs[i] else {
                         missing.push(i);
                         later.push(i);
                         continue;
                     };
-                    refs[i] = Some(r);
                     let Some(s) = stripe.get_mut(r) else {
                         later.push(i);
                         continue;
                     };
-                    // Entries of a deferred series stay in batch order.
                     if self.held_by_other(s, &ticket)
-                        || (!later.is_empty() && later.iter().any(|&j| refs[j] == Some(r)))
+                        || later[deferred_from..].iter().any(|&j| refs[j] == Some(r))
                     {
                         later.push(i);
                         continue;
                     }
+                    let (labels, samples) = &batch[i];
                     self.append_series(
                         s,
                         &ticket,
@@ -227,10 +269,16 @@ impl Head {
                         &mut acc,
                         &mut result,
                     );
-                    drop(stripe);
-                    self.log_group(r, &accepted, &mut rec, &mut ticket)?;
+                    if self.wal.is_some() && !accepted.is_empty() {
+                        encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
+                    }
+                }
+                drop(stripe);
+                if rec.buf.len() > SPLIT_RECORD_BYTES {
+                    self.flush(&mut rec, &mut ticket)?;
                 }
             }
+            drop(index);
             if !missing.is_empty() {
                 result.series_created = self.create_series(batch, &hashes, &missing, &mut refs)?;
             }
@@ -265,9 +313,8 @@ impl Head {
         {
             wal.wait_durable(rec.pos)?;
         }
-        if !later.is_empty() {
-            result.refused.sort_by_key(|r| r.index);
-        }
+        // The fast path goes stripe by stripe: back to batch order.
+        result.refused.sort_by_key(|r| r.index);
         self.count(&result);
         Ok(result)
     }
@@ -455,14 +502,13 @@ impl Head {
             let hash = hashes[i];
             let stripe_idx = stripe_of_hash(hash);
             let mut stripe = self.stripes[stripe_idx].write();
-            if let Some(r) = stripe.find(hash, &pairs(labels), &index.symbols) {
+            if let Some(r) = stripe.find(hash, labels) {
                 refs[i] = Some(r);
                 continue;
             }
-            let syms = intern_labels(&mut index.symbols, labels);
             let r = stripe.next_ref();
-            let s = MemSeries::new(syms, hash);
-            index.add(r, &s.labels);
+            index.add(r, labels);
+            let s = MemSeries::new(labels.clone(), hash);
             bytes += s.memory_bytes() as isize;
             stripe.insert(r, s);
             drop(stripe);

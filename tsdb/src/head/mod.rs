@@ -37,9 +37,7 @@ use tidemark_model::{Labels, Sample};
 use crate::TsdbError;
 use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
 use postings::Index;
-use series::{
-    ChunkOpts, MemSeries, STRIPES, Stripe, pairs, pairs_hash, stripe_of_hash, stripe_of_ref,
-};
+use series::{ChunkOpts, MemSeries, STRIPES, Stripe, labels_hash, stripe_of_hash, stripe_of_ref};
 
 pub use append::{AppendResult, RefusedSeries};
 pub use query::{RangeSeries, SeriesSamples};
@@ -108,9 +106,6 @@ pub struct Head {
     min_valid_time: AtomicI64,
     /// WAL ordering of a series' samples across concurrent appends.
     tickets: tickets::Tickets,
-    /// Bumped by every truncation; readers that resolve symbols outside
-    /// the index lock check it to detect recycled ids.
-    generation: AtomicU64,
     counters: Counters,
 }
 
@@ -176,7 +171,6 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             tickets: tickets::Tickets::default(),
-            generation: AtomicU64::new(0),
             counters: Counters::default(),
         })
     }
@@ -232,12 +226,11 @@ impl Head {
         if labels.is_empty() {
             return;
         }
-        let label_pairs = pairs(&labels);
-        let hash = pairs_hash(&label_pairs, &mut Vec::new());
+        let hash = labels_hash(&labels);
         let stripe_idx = stripe_of_hash(hash);
         let mut index = self.index.write();
         let mut stripe = self.stripes[stripe_idx].write();
-        if let Some(existing) = stripe.find(hash, &label_pairs, &index.symbols) {
+        if let Some(existing) = stripe.find(hash, &labels) {
             if existing == r {
                 remap.remove(&r);
             } else {
@@ -253,9 +246,8 @@ impl Head {
             remap.insert(r, n);
             n
         };
-        let syms = intern_labels(&mut index.symbols, &labels);
-        let s = MemSeries::new(syms, hash);
-        index.add(new_ref, &s.labels);
+        index.add(new_ref, &labels);
+        let s = MemSeries::new(labels, hash);
         self.series_bytes
             .fetch_add(s.memory_bytes() as isize, Ordering::Relaxed);
         stripe.insert(new_ref, s);
@@ -366,7 +358,6 @@ impl Head {
         let mut stats = TruncateStats::default();
         {
             let mut index = self.index.write();
-            self.generation.fetch_add(1, Ordering::AcqRel);
             let mut removed = Vec::new();
             let mut min_t = i64::MAX;
             let mut delta = 0;
@@ -415,13 +406,4 @@ pub struct TruncateStats {
     pub series_removed: usize,
     /// The WAL checkpoint written, when the head has a WAL.
     pub checkpoint: Option<crate::wal::CheckpointStats>,
-}
-
-fn intern_labels(symbols: &mut symbols::Symbols, labels: &Labels) -> Box<[symbols::Sym]> {
-    let mut out = Vec::with_capacity(labels.len() * 2);
-    for (n, v) in labels.iter() {
-        out.push(symbols.intern(n));
-        out.push(symbols.intern(v));
-    }
-    out.into_boxed_slice()
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use tidemark_model::{MatchOp, Matcher};
+use tidemark_model::{Labels, MatchOp, Matcher};
 
 pub(crate) use crate::sorted::{intersect, subtract, union};
 
@@ -51,15 +51,18 @@ fn insert_sorted(list: &mut Vec<SeriesRef>, r: SeriesRef) {
 }
 
 impl Index {
-    /// Adds series `r` with label pairs `labels` (name, value, name, ...).
-    pub(crate) fn add(&mut self, r: SeriesRef, labels: &[Sym]) {
-        for pair in labels.chunks_exact(2) {
-            if !self.postings.contains_key(&pair[0]) {
+    /// Adds series `r` with labels `labels`, interning their strings (one
+    /// symbol reference per name and per value).
+    pub(crate) fn add(&mut self, r: SeriesRef, labels: &Labels) {
+        for (n, v) in labels.iter() {
+            let name = self.symbols.intern(n);
+            let value = self.symbols.intern(v);
+            if !self.postings.contains_key(&name) {
                 self.bytes += NAME_BYTES;
             }
-            let values = self.postings.entry(pair[0]).or_default();
+            let values = self.postings.entry(name).or_default();
             let mut new_value = false;
-            let list = values.entry(pair[1]).or_insert_with(|| {
+            let list = values.entry(value).or_insert_with(|| {
                 new_value = true;
                 // Most values (pod, instance) belong to one or a few series.
                 Vec::with_capacity(1)
@@ -71,17 +74,25 @@ impl Index {
         self.bytes += ENTRY_BYTES;
     }
 
-    /// Removes many series at once; `removed` pairs each ref with its label
-    /// symbols. Lists are filtered once each, so truncating many series of
-    /// one big list stays linear.
-    pub(crate) fn remove_many(&mut self, removed: &[(SeriesRef, Box<[Sym]>)]) {
+    /// Removes many series at once; `removed` pairs each ref with its
+    /// labels (added with [`Index::add`], so every string is interned).
+    /// Lists are filtered once each, so truncating many series of one big
+    /// list stays linear.
+    pub(crate) fn remove_many(&mut self, removed: &[(SeriesRef, Labels)]) {
         if removed.is_empty() {
             return;
         }
         let mut by_key: HashMap<(Sym, Sym), Vec<SeriesRef>> = HashMap::new();
+        let mut syms: Vec<Sym> = Vec::new();
         for (r, labels) in removed {
-            for pair in labels.chunks_exact(2) {
-                by_key.entry((pair[0], pair[1])).or_default().push(*r);
+            for (n, v) in labels.iter() {
+                let (Some(name), Some(value)) = (self.symbols.lookup(n), self.symbols.lookup(v))
+                else {
+                    continue;
+                };
+                by_key.entry((name, value)).or_default().push(*r);
+                syms.push(name);
+                syms.push(value);
             }
         }
         for ((name, value), mut refs) in by_key {
@@ -108,10 +119,8 @@ impl Index {
         let before = self.all.len();
         self.all.retain(|r| refs.binary_search(r).is_err());
         self.bytes -= (before - self.all.len()) * ENTRY_BYTES;
-        for (_, labels) in removed {
-            for s in labels.iter() {
-                self.symbols.release(*s);
-            }
+        for s in syms {
+            self.symbols.release(s);
         }
     }
 

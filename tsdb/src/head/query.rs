@@ -2,12 +2,10 @@
 //! series of a time range for cutting a block.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
-use tidemark_model::{Labels, Matcher, Sample};
+use tidemark_model::{Labels, Matcher};
 
 use super::series::stripe_of_ref;
-use super::symbols::Sym;
 use super::{Head, SeriesRef};
 use crate::XorChunk;
 
@@ -31,43 +29,30 @@ impl Head {
     /// range are left out.
     ///
     /// Appends and series creation proceed meanwhile: the index lock is held
-    /// only to evaluate the matchers and to spell the labels, never while
-    /// samples are decoded.
+    /// only to evaluate the matchers, never while samples are decoded (the
+    /// labels are the series' own, shared, not spelled from symbols).
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
-        loop {
-            let generation = self.generation.load(Ordering::Acquire);
-            let refs = self.index.read().select(matchers);
-            let mut found: Vec<(Box<[Sym]>, Vec<Sample>)> = Vec::new();
-            for r in refs {
-                let stripe = self.stripes[stripe_of_ref(r)].read();
-                let Some(s) = stripe.get(r) else {
-                    continue;
-                };
-                if !s.overlaps(mint, maxt) {
-                    continue;
-                }
-                let mut samples = Vec::new();
-                s.samples_in(mint, maxt, &mut samples);
-                if !samples.is_empty() {
-                    found.push((s.labels.clone(), samples));
-                }
-            }
-            let index = self.index.read();
-            if self.generation.load(Ordering::Acquire) != generation {
-                // A truncation may have recycled symbol ids: start over.
+        let refs = self.index.read().select(matchers);
+        let mut out: Vec<SeriesSamples> = Vec::new();
+        for r in refs {
+            let stripe = self.stripes[stripe_of_ref(r)].read();
+            let Some(s) = stripe.get(r) else {
+                continue;
+            };
+            if !s.overlaps(mint, maxt) {
                 continue;
             }
-            let mut out: Vec<SeriesSamples> = found
-                .into_iter()
-                .map(|(syms, samples)| SeriesSamples {
-                    labels: spell(&syms, &index.symbols),
+            let mut samples = Vec::new();
+            s.samples_in(mint, maxt, &mut samples);
+            if !samples.is_empty() {
+                out.push(SeriesSamples {
+                    labels: s.labels.clone(),
                     samples,
-                })
-                .collect();
-            drop(index);
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-            return out;
+                });
+            }
         }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
     }
 
     /// Sorted label names of the series selected by `matchers` that have
@@ -77,15 +62,17 @@ impl Head {
         let mut names: Vec<String> = if matchers.is_empty() && self.covered_by(mint, maxt) {
             index.names().map(str::to_string).collect()
         } else {
-            let mut syms: HashSet<Sym> = HashSet::new();
+            let mut found: HashSet<String> = HashSet::new();
             for r in index.select(matchers) {
                 self.with_series_in(r, mint, maxt, |labels| {
-                    syms.extend(labels.chunks_exact(2).map(|p| p[0]));
+                    for (n, _) in labels {
+                        if !found.contains(n) {
+                            found.insert(n.to_string());
+                        }
+                    }
                 });
             }
-            syms.into_iter()
-                .map(|s| index.symbols.get(s).to_string())
-                .collect()
+            found.into_iter().collect()
         };
         names.sort_unstable();
         names
@@ -104,20 +91,17 @@ impl Head {
         let mut values: Vec<String> = if matchers.is_empty() && self.covered_by(mint, maxt) {
             index.values(name).into_iter().map(str::to_string).collect()
         } else {
-            let Some(name_sym) = index.symbols.lookup(name) else {
-                return Vec::new();
-            };
-            let mut syms: HashSet<Sym> = HashSet::new();
+            let mut found: HashSet<String> = HashSet::new();
             for r in index.select(matchers) {
                 self.with_series_in(r, mint, maxt, |labels| {
-                    if let Some(p) = labels.chunks_exact(2).find(|p| p[0] == name_sym) {
-                        syms.insert(p[1]);
+                    if let Some(v) = labels.get(name)
+                        && !found.contains(v)
+                    {
+                        found.insert(v.to_string());
                     }
                 });
             }
-            syms.into_iter()
-                .map(|s| index.symbols.get(s).to_string())
-                .collect()
+            found.into_iter().collect()
         };
         values.sort_unstable();
         values
@@ -139,7 +123,7 @@ impl Head {
                     && maxt > mint
                     && s.overlaps(mint, maxt - 1)
                 {
-                    series.push((s.labels(&index.symbols), r));
+                    series.push((s.labels.clone(), r));
                 }
             }
         }
@@ -161,7 +145,7 @@ impl Head {
         }
     }
 
-    fn with_series_in(&self, r: SeriesRef, mint: i64, maxt: i64, f: impl FnOnce(&[Sym])) {
+    fn with_series_in(&self, r: SeriesRef, mint: i64, maxt: i64, f: impl FnOnce(&Labels)) {
         let stripe = self.stripes[stripe_of_ref(r)].read();
         if let Some(s) = stripe.get(r)
             && s.overlaps(mint, maxt)
@@ -169,11 +153,4 @@ impl Head {
             f(&s.labels);
         }
     }
-}
-
-fn spell(syms: &[Sym], symbols: &super::symbols::Symbols) -> Labels {
-    Labels::from_sorted_pairs(
-        syms.chunks_exact(2)
-            .map(|p| (symbols.get(p[0]), symbols.get(p[1]))),
-    )
 }

@@ -7,12 +7,11 @@
 //! no global one, and a lookup by ref is an index.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use tidemark_model::{Labels, Sample};
 
 use super::SeriesRef;
-use super::symbols::{Sym, Symbols};
 use crate::{XorAppender, XorChunk};
 
 /// log2 of the number of stripes.
@@ -70,8 +69,10 @@ pub(crate) enum Refusal {
 
 /// One series in the head.
 pub(crate) struct MemSeries {
-    /// Label pairs as symbols: name, value, name, value, ... in name order.
-    pub(crate) labels: Box<[Sym]>,
+    /// The label set, as appended (its encoded buffer shared with the
+    /// caller's `Labels`): finding a series by labels compares it byte for
+    /// byte, and reads return a clone of it without spelling symbols.
+    pub(crate) labels: Labels,
     pub(crate) hash: u64,
     chunks: Vec<ClosedChunk>,
     /// The open chunk, boxed: absent between a full chunk and the next
@@ -87,6 +88,9 @@ pub(crate) struct MemSeries {
 /// Fixed bytes of a series besides its chunks and labels: the struct, its
 /// two map entries (with load-factor slack), and the head appender.
 const SERIES_OVERHEAD: usize = std::mem::size_of::<MemSeries>() + 2 * 24 + 48;
+/// Heap bytes of a `Labels` buffer besides its text: the `Arc` counts and
+/// the allocator's header.
+const LABELS_OVERHEAD: usize = 16 + 8;
 /// Heap bytes of a boxed appender besides its buffer.
 const APPENDER_OVERHEAD: usize = std::mem::size_of::<XorAppender>();
 const CHUNK_OVERHEAD: usize = std::mem::size_of::<ClosedChunk>();
@@ -98,7 +102,7 @@ fn appender_capacity(len: usize) -> usize {
 }
 
 impl MemSeries {
-    pub(crate) fn new(labels: Box<[Sym]>, hash: u64) -> Self {
+    pub(crate) fn new(labels: Labels, hash: u64) -> Self {
         MemSeries {
             labels,
             hash,
@@ -113,7 +117,8 @@ impl MemSeries {
     /// Estimated heap bytes held by this series (struct and labels included).
     pub(crate) fn memory_bytes(&self) -> usize {
         SERIES_OVERHEAD
-            + self.labels.len() * 4
+            + LABELS_OVERHEAD
+            + self.labels.byte_size()
             + self.chunks.capacity() * CHUNK_OVERHEAD
             + self
                 .chunks
@@ -292,25 +297,6 @@ impl MemSeries {
         let empty = self.is_empty();
         (self.memory_bytes() as isize - mem_before, empty)
     }
-
-    /// Whether these symbols spell the label pairs `labels`.
-    pub(crate) fn labels_equal(&self, labels: &[(&str, &str)], symbols: &Symbols) -> bool {
-        self.labels.len() == labels.len() * 2
-            && self
-                .labels
-                .chunks_exact(2)
-                .zip(labels)
-                .all(|(p, (n, v))| symbols.get(p[0]) == *n && symbols.get(p[1]) == *v)
-    }
-
-    /// Rebuilds the `Labels` of this series.
-    pub(crate) fn labels(&self, symbols: &Symbols) -> Labels {
-        Labels::from_sorted_pairs(
-            self.labels
-                .chunks_exact(2)
-                .map(|p| (symbols.get(p[0]), symbols.get(p[1]))),
-        )
-    }
 }
 
 /// The end of the aligned chunk range that `t` falls in.
@@ -431,24 +417,18 @@ impl Stripe {
         })
     }
 
-    /// The series with exactly these labels.
-    pub(crate) fn find(
-        &self,
-        hash: u64,
-        labels: &[(&str, &str)],
-        symbols: &Symbols,
-    ) -> Option<SeriesRef> {
+    /// The series with exactly these labels (`hash` is their
+    /// [`labels_hash`]). Equal label sets have equal encodings, so the check
+    /// against a hash collision is one byte comparison of the buffers.
+    pub(crate) fn find(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
         let r = *self.by_hash.get(&hash)?;
-        if self.get(r).is_some_and(|s| s.labels_equal(labels, symbols)) {
+        if self.get(r).is_some_and(|s| s.labels == *labels) {
             return Some(r);
         }
         self.collisions
             .get(&hash)?
             .iter()
-            .find(|r| {
-                self.get(**r)
-                    .is_some_and(|s| s.labels_equal(labels, symbols))
-            })
+            .find(|r| self.get(**r).is_some_and(|s| s.labels == *labels))
             .copied()
     }
 
@@ -516,26 +496,40 @@ impl Stripe {
     }
 }
 
-/// A label set's pairs, borrowed, so that hashing and comparing it walk
-/// (and UTF-8-check) the `Labels` encoding once.
-pub(crate) fn pairs(labels: &Labels) -> Vec<(&str, &str)> {
-    let mut v = Vec::with_capacity(16);
-    v.extend(labels.iter());
-    v
+/// Hasher that runs xxh3-64 over each byte string it is given and mixes
+/// the integers in: `Labels` hashes as its length-prefixed buffer in one
+/// `write`, so a label set costs one xxh3 call over its raw bytes, with no
+/// walk of the pairs and no UTF-8 checks (the buffer was built from `&str`).
+#[derive(Default)]
+struct LabelsHasher(u64);
+
+impl Hasher for LabelsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
 }
 
-/// The head's hash of a label set: xxh3-64 over each name and value followed
-/// by 0xff (which no UTF-8 string contains), in one shot over `scratch`.
-/// Internal to a head (stripes and the series map), never persisted.
-pub(crate) fn pairs_hash(labels: &[(&str, &str)], scratch: &mut Vec<u8>) -> u64 {
-    scratch.clear();
-    for (n, v) in labels {
-        scratch.extend_from_slice(n.as_bytes());
-        scratch.push(0xff);
-        scratch.extend_from_slice(v.as_bytes());
-        scratch.push(0xff);
-    }
-    xxhash_rust::xxh3::xxh3_64(scratch)
+/// The head's hash of a label set, for its stripes and series maps. Internal
+/// to a head, never persisted (unlike `tidemark_model::series_hash`), so it
+/// is free to hash the encoding rather than the pairs.
+pub(crate) fn labels_hash(labels: &Labels) -> u64 {
+    let mut h = LabelsHasher::default();
+    labels.hash(&mut h);
+    h.finish()
 }
 
 /// The stripe a series of this labels hash lives in.
@@ -557,12 +551,12 @@ mod tests {
     fn slots_are_reused_under_a_new_generation() {
         let mut st = Stripe::new(3);
         let a = st.next_ref();
-        st.insert(a, MemSeries::new(Box::new([]), 1));
+        st.insert(a, MemSeries::new(Labels::empty(), 1));
         assert_eq!(stripe_of_ref(a), 3);
         assert!(st.remove(a).is_some());
         assert!(st.remove(a).is_none());
         let b = st.next_ref();
-        st.insert(b, MemSeries::new(Box::new([]), 2));
+        st.insert(b, MemSeries::new(Labels::empty(), 2));
         assert_eq!(split(a).1, split(b).1, "slot reused");
         assert_ne!(a, b, "but never the ref");
         assert!(st.get(a).is_none());
@@ -570,10 +564,31 @@ mod tests {
         // Replay may name a slot past the end; the gap is reused later.
         let far = make_ref(5, 10, 3);
         assert!(st.slot_free(far));
-        st.insert(far, MemSeries::new(Box::new([]), 3));
+        st.insert(far, MemSeries::new(Labels::empty(), 3));
         assert!(!st.slot_free(far));
         let c = st.next_ref();
         assert!(split(c).1 < 10);
         assert_eq!(st.iter_mut().count(), 2);
+    }
+
+    #[test]
+    fn labels_hash_depends_on_the_label_set_only() {
+        let a = Labels::from_pairs([("job", "node"), ("a", "bc")]).unwrap();
+        let same = Labels::from_pairs([("a", "bc"), ("job", "node")]).unwrap();
+        let other = Labels::from_pairs([("ab", "c"), ("job", "node")]).unwrap();
+        assert_eq!(labels_hash(&a), labels_hash(&same));
+        assert_ne!(labels_hash(&a), labels_hash(&other));
+        assert_ne!(labels_hash(&a), labels_hash(&Labels::empty()));
+
+        // A collision (forced by inserting under the same hash) is told
+        // apart by the byte comparison.
+        let mut st = Stripe::new(0);
+        let ra = st.next_ref();
+        st.insert(ra, MemSeries::new(a.clone(), 7));
+        let ro = st.next_ref();
+        st.insert(ro, MemSeries::new(other.clone(), 7));
+        assert_eq!(st.find(7, &same), Some(ra));
+        assert_eq!(st.find(7, &other), Some(ro));
+        assert_eq!(st.find(8, &a), None);
     }
 }
