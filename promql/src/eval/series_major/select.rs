@@ -4,7 +4,7 @@
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Call, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
-use tidemark_model::Sample;
+use tidemark_model::{Sample, is_stale_nan};
 
 use super::{Grid, StepMatrix, StepSeries, literal};
 use crate::error::PromqlError;
@@ -38,7 +38,9 @@ fn reset_prefix(samples: &[Sample], out: &mut Vec<u32>) {
 
 impl<'a> Evaluator<'a> {
     /// An instant selector at every step: the latest sample within the
-    /// lookback delta of each step's reference time.
+    /// lookback delta of each step's reference time. Reference times only
+    /// grow along the grid (`offset` is constant, `@` pins them), so one
+    /// index walks each series once.
     pub(crate) fn select_series_major(
         &mut self,
         vs: &'a VectorSelector,
@@ -46,18 +48,27 @@ impl<'a> Evaluator<'a> {
     ) -> Result<StepMatrix, PromqlError> {
         let lookback = self.ctx.lookback;
         let data: &'a crate::prepare::Fetched = self.data;
+        let times: Vec<(i64, i64)> = grid
+            .times()
+            .map(|ts| (ts, self.ref_time(&vs.at, &vs.offset, ts)))
+            .collect();
         let mut out = Vec::new();
         for s in data.series(vs) {
             self.check_limits()?;
-            let mut c = Cursor::new(&s.samples);
-            let points: Vec<Sample> = grid
-                .times()
-                .filter_map(|ts| {
-                    let rt = self.ref_time(&vs.at, &vs.offset, ts);
-                    c.latest(&s.samples, rt, lookback)
-                        .map(|p| Sample::new(ts, p.v))
-                })
-                .collect();
+            let samples = s.samples.as_slice();
+            let mut points = Vec::with_capacity(times.len().min(samples.len()));
+            let mut hi = 0;
+            for &(ts, rt) in &times {
+                while samples.get(hi).is_some_and(|p| p.t <= rt) {
+                    hi += 1;
+                }
+                if let Some(p) = hi.checked_sub(1).map(|i| samples[i])
+                    && p.t > rt - lookback
+                    && !is_stale_nan(p.v)
+                {
+                    points.push(Sample::new(ts, p.v));
+                }
+            }
             if !points.is_empty() {
                 out.push(StepSeries {
                     labels: s.labels.clone(),
