@@ -228,6 +228,15 @@ impl<'a> Evaluator<'a> {
             .collect()
     }
 
+    /// The subquery's own resolution: its `[range:step]` step, else the
+    /// engine's default subquery step.
+    pub(crate) fn subquery_step(&self, sq: &SubqueryExpr) -> i64 {
+        sq.step
+            .map(|d| d.as_millis() as i64)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.ctx.subquery_step)
+    }
+
     /// Evaluates a subquery at `ts`: the inner expression at every multiple
     /// of the subquery step in `(rt - range, rt]`, as Prometheus aligns them.
     pub(crate) fn eval_subquery(
@@ -237,17 +246,9 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<RangeSeries<'a>>, PromqlError> {
         let rt = self.ref_time(&sq.at, &sq.offset, ts);
         let range = sq.range.as_millis() as i64;
-        let step = sq
-            .step
-            .map(|d| d.as_millis() as i64)
-            .filter(|s| *s > 0)
-            .unwrap_or(self.ctx.subquery_step);
+        let step = self.subquery_step(sq);
         let lower = rt - range;
-        // Go's truncating division, then the first aligned time after `lower`.
-        let mut t = step * (lower / step);
-        if t <= lower {
-            t += step;
-        }
+        let mut t = first_step_after(lower, step);
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<(Labels, Vec<Sample>, bool)> = Vec::new();
         let mut held = 0usize;
@@ -344,4 +345,11 @@ fn push(
             out.push((labels, vec![p], drop_name));
         }
     }
+}
+
+/// The first multiple of `step` strictly after `lower`, with Go's
+/// truncating division, as Prometheus aligns a subquery's inner times.
+pub(crate) fn first_step_after(lower: i64, step: i64) -> i64 {
+    let t = step * (lower / step);
+    if t <= lower { t + step } else { t }
 }

@@ -11,7 +11,7 @@ use crate::error::PromqlError;
 use crate::eval::Evaluator;
 use crate::eval::call::strip_parens;
 use crate::eval::range_fn::{KernelArgs, RangeFn};
-use crate::eval::selector::{Cursor, without_stale};
+use crate::eval::selector::{Cursor, first_step_after, without_stale};
 use crate::functions::range;
 use crate::prepare::offset_ms;
 
@@ -232,20 +232,12 @@ impl<'a> Evaluator<'a> {
             return Ok(None);
         }
         let range = sq.range.as_millis() as i64;
-        let step = sq
-            .step
-            .map(|d| d.as_millis() as i64)
-            .filter(|s| *s > 0)
-            .unwrap_or(self.ctx.subquery_step);
+        let step = self.subquery_step(sq);
         let offset = offset_ms(&sq.offset);
         // The inner times of all steps: the multiples of the subquery step
         // after the first window's start, up to the last window's end (Go's
         // truncating division, as the step-by-step subquery aligns them).
-        let lower = grid.start - offset - range;
-        let mut first = step * (lower / step);
-        if first <= lower {
-            first += step;
-        }
+        let first = first_step_after(grid.start - offset - range, step);
         let upper = grid.end - offset;
         let mut last = step * (upper / step);
         if last > upper {
