@@ -54,7 +54,10 @@ fi
 bin_dir="${bin_dir:-$target_dir/release}"
 tidemark="$bin_dir/tidemark"
 bench="$bin_dir/tidemark-bench"
-for b in "$tidemark" "$bench"; do
+# The peers alone need only tidemark-bench (--targets victoria,prometheus).
+need=("$bench")
+case ",$targets," in *,tidemark,* | *,cluster,*) need+=("$tidemark") ;; esac
+for b in "${need[@]}"; do
     [ -x "$b" ] || { echo "bench.sh: $b missing (run without --no-build)" >&2; exit 1; }
 done
 
@@ -112,10 +115,14 @@ run_tidemark() {
         --distributor.limits.ingestion-rate=0 --distributor.limits.max-series=0 \
         --server.log-level=warn >"$work/tidemark.log" 2>&1 &
     pids+=($!)
-    # No flush endpoint yet (no block cutting): the disk figure is WAL + head.
+    # After the writes, POST /ingester/flush cuts the whole head into 2 h
+    # blocks; the figure after flush is those blocks (tenant "anonymous"),
+    # not the bucket copy the compactor also receives under the data dir.
     measure tidemark --pid "${pids[-1]}" --write-url "http://127.0.0.1:$http/api/v1/push" \
         --query-url "http://127.0.0.1:$http" --data-dir "$dir" \
-        --disk-what "data dir (WAL; tidemark has no flush/block cutting yet)"
+        --flush-url "http://127.0.0.1:$http/ingester/flush" \
+        --flushed-path "$dir/ingester/anonymous/blocks" \
+        --disk-what "data dir (WAL + head + blocks cut during the writes); after flush: the ingester's blocks"
     stop_last
 }
 
@@ -135,14 +142,18 @@ run_cluster() {
         cluster_dir=""
         return
     fi
-    local cpids=() dirs=() f
+    local cpids=() dirs=() flush=() f i
     for f in "$cluster_dir"/*/pid; do cpids+=(--pid "$(cat "$f")"); done
-    for f in "$cluster_dir"/ingester-*/data; do dirs+=(--data-dir "$f"); done
-    measure tidemark-cluster "${cpids[@]}" "${dirs[@]}" --tenant bench \
+    for i in 1 2 3; do
+        dirs+=(--data-dir "$cluster_dir/ingester-$i/data")
+        flush+=(--flush-url "http://127.0.0.1:$((port + i))/ingester/flush"
+            --flushed-path "$cluster_dir/ingester-$i/data/ingester/bench/blocks")
+    done
+    measure tidemark-cluster "${cpids[@]}" "${dirs[@]}" "${flush[@]}" --tenant bench \
         --write-url "http://127.0.0.1:$((port + 11))/api/v1/push" \
         --write-url "http://127.0.0.1:$((port + 12))/api/v1/push" \
         --query-url "http://127.0.0.1:$((port + 21))" \
-        --disk-what "3 ingesters' data dirs (replication factor 3: three copies)"
+        --disk-what "3 ingesters' data dirs (replication factor 3: three copies); after flush: their blocks"
     deploy/local/cluster.sh stop >/dev/null 2>&1 || true
     cluster_dir=""
 }

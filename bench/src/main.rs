@@ -60,9 +60,10 @@ struct RunArgs {
     #[arg(long = "data-dir")]
     data_dirs: Vec<PathBuf>,
     /// POSTed after ingestion to make the target write its data out as
-    /// blocks or parts (Prometheus: snapshot; VictoriaMetrics: force_flush).
-    #[arg(long)]
-    flush_url: Option<String>,
+    /// blocks or parts (Prometheus: snapshot; VictoriaMetrics: force_flush;
+    /// tidemark: `/ingester/flush`, once per ingester of a cluster).
+    #[arg(long = "flush-url")]
+    flush_urls: Vec<String>,
     /// What to measure after the flush (default: the data directories).
     #[arg(long = "flushed-path")]
     flushed_paths: Vec<PathBuf>,
@@ -176,6 +177,23 @@ async fn wait_ready(query_url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// POSTs one flush; a flush that takes minutes (a large head cut into
+/// blocks) is waited for, an error status fails the run.
+async fn flush(url: &str) -> anyhow::Result<()> {
+    let r = reqwest::Client::new()
+        .post(url)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .with_context(|| format!("flush {url}"))?;
+    if !r.status().is_success() {
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        bail!("flush {url}: {status} {}", body.trim());
+    }
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     wait_ready(&args.query.query_url).await?;
     let pids = &args.pids;
@@ -196,15 +214,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let size = |paths: &[PathBuf]| paths.iter().map(|p| procfs::disk_bytes(p)).sum::<u64>();
     let data_dir_bytes = size(&args.data_dirs);
     let mut flushed_bytes = None;
-    if let Some(url) = &args.flush_url {
-        let r = reqwest::Client::new()
-            .post(url)
-            .send()
-            .await
-            .with_context(|| format!("flush {url}"))?;
-        if !r.status().is_success() {
-            bail!("flush {url}: {}", r.status());
+    if !args.flush_urls.is_empty() {
+        let started = Instant::now();
+        for url in &args.flush_urls {
+            flush(url).await?;
         }
+        eprintln!(
+            "[{}] flushed in {:.1} s",
+            args.name,
+            started.elapsed().as_secs_f64()
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         let paths = if args.flushed_paths.is_empty() {
             &args.data_dirs
