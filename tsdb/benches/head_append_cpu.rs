@@ -8,9 +8,18 @@
 //! Same data as `head_append`: 8 realistic labels per series, 15 s scrape
 //! interval (5% of scrapes 3-20 ms late), a mix of counters and gauges.
 //!
+//! The `concurrent/` runs model an ingester serving several remote-write
+//! pushes at once: N threads, each appending batches of its own series to
+//! one head with the default fsync per batch, so batches whose records are
+//! written while an fsync is in flight share the next one (group commit).
+//! Their figure is the samples of all threads over the summed CPU time of
+//! every `append` call (the fsync of the thread that runs it included);
+//! fsyncs per batch come from `WalStats`.
+//!
 //! Run: `cargo bench -p tidemark-tsdb --bench head_append_cpu [-- NAME...]`
 //! (names filter the runs by substring, e.g. `10k_series_x1`).
 
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use tidemark_model::{Labels, Sample};
@@ -102,13 +111,18 @@ fn thread_cpu() -> Duration {
     Duration::from_nanos(ns)
 }
 
-fn run(name: &str, sync: Option<SyncPolicy>, series: usize, per_series: i64, batches: i64) {
-    // `cargo bench` passes `--bench`; any other argument filters by name.
+/// Whether the command line selects the run `name` (`cargo bench` passes
+/// `--bench`; any other argument filters by substring).
+fn selected(name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+fn run(name: &str, sync: Option<SyncPolicy>, series: usize, per_series: i64, batches: i64) {
+    if !selected(name) {
         return;
     }
     let labels = series_labels(series);
@@ -151,6 +165,71 @@ fn run(name: &str, sync: Option<SyncPolicy>, series: usize, per_series: i64, bat
     );
 }
 
+/// `threads` appenders, each with its own `series` series, each appending
+/// `batches` batches of one sample per series to one head with the WAL on
+/// and the default fsync per batch.
+fn run_concurrent(name: &str, threads: usize, series: usize, batches: i64) {
+    if !selected(name) {
+        return;
+    }
+    let all = series_labels(threads * series);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let head = Head::open(dir.path(), HeadOptions::default(), WalOptions::default())
+        .expect("open head")
+        .0;
+    let start = Barrier::new(threads);
+    let before = std::sync::Mutex::new(None);
+    let t0 = std::sync::OnceLock::new();
+    let per_thread: Vec<(Duration, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(series)
+            .enumerate()
+            .map(|(k, labels)| {
+                let (head, start, before, t0) = (&head, &start, &before, &t0);
+                scope.spawn(move || {
+                    let mut rng = Rng(42 + k as u64);
+                    head.append(&batch(labels, 0, 1, &mut rng)).expect("append");
+                    if start.wait().is_leader() {
+                        let wal = head.wal().expect("head has a WAL");
+                        *before.lock().expect("not poisoned") = Some(wal.stats());
+                        t0.get_or_init(Instant::now);
+                    }
+                    start.wait();
+                    let (mut cpu, mut samples) = (Duration::ZERO, 0u64);
+                    for round in 1..=batches {
+                        let b = batch(labels, round, 1, &mut rng);
+                        let c0 = thread_cpu();
+                        let r = head.append(&b).expect("append");
+                        cpu += thread_cpu().saturating_sub(c0);
+                        samples += r.samples_written as u64;
+                    }
+                    (cpu, samples)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("appender thread"))
+            .collect()
+    });
+    let wall = t0.get().map_or(Duration::ZERO, Instant::elapsed);
+    let after = head.wal().expect("head has a WAL").stats();
+    let before = before
+        .into_inner()
+        .expect("not poisoned")
+        .unwrap_or_default();
+    let cpu: Duration = per_thread.iter().map(|(c, _)| *c).sum();
+    let samples: u64 = per_thread.iter().map(|(_, s)| *s).sum();
+    let fsyncs = after.fsyncs - before.fsyncs;
+    let appends = threads as u64 * batches as u64;
+    println!(
+        "{name:<36} {samples:>9} samples  {:>6.2} M samples per CPU-second  {:>6.2} M samples/s wall  {:.2} fsyncs per batch",
+        samples as f64 / cpu.as_secs_f64().max(1e-3) / 1e6,
+        samples as f64 / wall.as_secs_f64() / 1e6,
+        fsyncs as f64 / appends as f64,
+    );
+}
+
 fn main() {
     println!("## head append, samples per CPU-second of the appending thread");
     run(
@@ -182,4 +261,26 @@ fn main() {
         200,
     );
     run("no_wal/10k_series_x1", None, 10_000, 1, 200);
+    run(
+        "wal_fsync_batch/2k_series_x1",
+        Some(SyncPolicy::Batch),
+        2_000,
+        1,
+        500,
+    );
+    // Remote write's default batch (max_samples_per_send) is 2 000 samples.
+    for threads in [4, 16] {
+        run_concurrent(
+            &format!("concurrent/{threads}_threads/10k_series_x1"),
+            threads,
+            10_000,
+            200 / threads as i64 * 2,
+        );
+        run_concurrent(
+            &format!("concurrent/{threads}_threads/2k_series_x1"),
+            threads,
+            2_000,
+            1_000 / threads as i64 * 2,
+        );
+    }
 }

@@ -404,6 +404,12 @@ fn concurrent_appends_to_shared_series_replay_exactly() {
         });
         before = all(&h);
         assert_eq!(before.len(), 2 + 4 * 200);
+        // Every batch was acknowledged after an fsync covering it, and no
+        // batch needed more than one (group commit shares them).
+        let st = h.wal().unwrap().stats();
+        assert_eq!(st.synced_appends, 4 * 250);
+        assert!(st.fsyncs <= st.synced_appends, "{st:?}");
+        assert_eq!(st.synced_bytes, st.bytes_written);
     }
     let h = open(dir.path(), WalOptions::default());
     assert_eq!(bits(&all(&h)), bits(&before));

@@ -8,8 +8,11 @@
 //!
 //! Durability: an append batch is acknowledged once its records are written
 //! to the file and the [`SyncPolicy`] is satisfied. With
-//! [`SyncPolicy::Batch`] the append returns after an fsync that covers it
-//! (concurrent appenders share one fsync: group commit). With
+//! [`SyncPolicy::Batch`] the append returns after an fsync that covers it;
+//! concurrent appenders share fsyncs (group commit: records written while
+//! an fsync is in flight are made durable by the next single fsync, see
+//! `durable.rs`), and [`WalStats::fsyncs`] against
+//! [`WalStats::synced_appends`] shows how many batches one fsync covers. With
 //! [`SyncPolicy::Interval`] a background thread fsyncs every interval; a
 //! process crash loses nothing (the data is in the page cache) but a machine
 //! crash or power loss can lose up to one interval of acknowledged writes.
@@ -20,6 +23,9 @@
 //! checkpoint and the segments after it, streaming one record at a time.
 
 mod checkpoint;
+mod durable;
+#[cfg(test)]
+mod group_commit_tests;
 mod record;
 mod replay;
 mod segment;
@@ -37,6 +43,7 @@ use tidemark_model::{Labels, Sample};
 
 use crate::TsdbError;
 use crate::head::SeriesRef;
+use durable::Durability;
 
 pub use checkpoint::CheckpointStats;
 pub(crate) use record::{
@@ -119,6 +126,13 @@ pub struct WalStats {
     pub fsyncs: u64,
     /// Total time spent in those fsyncs.
     pub fsync_nanos: u64,
+    /// Appends acknowledged under [`SyncPolicy::Batch`], each after an fsync
+    /// covering it. Fewer `fsyncs` than these means group commit shared
+    /// fsyncs between concurrent appends.
+    pub synced_appends: u64,
+    /// Log bytes known durable (fsynced); `bytes_written` minus this is
+    /// what a machine crash could lose right now.
+    pub synced_bytes: u64,
     /// Segment files started.
     pub segments_created: u64,
     /// Checkpoints completed.
@@ -135,6 +149,7 @@ struct Counters {
     bytes_written: AtomicU64,
     fsyncs: AtomicU64,
     fsync_nanos: AtomicU64,
+    synced_appends: AtomicU64,
     segments_created: AtomicU64,
     checkpoints: AtomicU64,
     segments_deleted: AtomicU64,
@@ -152,14 +167,17 @@ struct Writer {
     written: u64,
 }
 
+/// Forces a segment file's data to stable storage: `File::sync_data`, or a
+/// test's stand-in that observes or fails fsyncs.
+type FsyncFn = Box<dyn Fn(&File) -> std::io::Result<()> + Send + Sync>;
+
 struct Shared {
     dir: PathBuf,
     opts: WalOptions,
     writer: Mutex<Writer>,
-    /// Serializes fsyncs so that one covers every appender waiting behind it.
-    sync_lock: Mutex<()>,
-    /// Logical position up to which data is known durable.
-    synced: AtomicU64,
+    /// The durable watermark and group commit of fsyncs.
+    durable: Durability,
+    fsync: FsyncFn,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
     counters: Counters,
@@ -193,6 +211,16 @@ impl Wal {
         opts: WalOptions,
         on_record: impl FnMut(WalRecord<'_>),
     ) -> Result<(Wal, ReplayStats), TsdbError> {
+        Wal::open_with_fsync(dir, opts, on_record, Box::new(|f: &File| f.sync_data()))
+    }
+
+    /// [`Wal::open`] with the fsync of segment files replaced (tests).
+    fn open_with_fsync(
+        dir: &Path,
+        opts: WalOptions,
+        on_record: impl FnMut(WalRecord<'_>),
+        fsync: FsyncFn,
+    ) -> Result<(Wal, ReplayStats), TsdbError> {
         opts.validate()
             .map_err(|reason| TsdbError::InvalidOptions { reason })?;
         std::fs::create_dir_all(dir).map_err(|e| TsdbError::io(dir, e))?;
@@ -213,8 +241,8 @@ impl Wal {
                 seg_offset: 0,
                 written: 0,
             }),
-            sync_lock: Mutex::new(()),
-            synced: AtomicU64::new(0),
+            durable: Durability::default(),
+            fsync,
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             counters,
@@ -271,7 +299,12 @@ impl Wal {
     /// [`SyncPolicy::Batch`], returns once an fsync covering `pos` finished.
     pub(crate) fn wait_durable(&self, pos: u64) -> Result<(), TsdbError> {
         match self.shared.opts.sync {
-            SyncPolicy::Batch => self.shared.sync_to(pos),
+            SyncPolicy::Batch => {
+                self.shared.sync_to(pos)?;
+                let c = &self.shared.counters;
+                c.synced_appends.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             SyncPolicy::Interval(_) => Ok(()),
         }
     }
@@ -295,6 +328,8 @@ impl Wal {
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             fsync_nanos: c.fsync_nanos.load(Ordering::Relaxed),
+            synced_appends: c.synced_appends.load(Ordering::Relaxed),
+            synced_bytes: self.shared.durable.synced(),
             segments_created: c.segments_created.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             segments_deleted: c.segments_deleted.load(Ordering::Relaxed),
@@ -385,7 +420,7 @@ impl Shared {
     fn rotate(&self, w: &mut Writer) -> Result<(), TsdbError> {
         let old = self.dir.join(segment_name(w.segment));
         let start = Instant::now();
-        if let Err(e) = w.file.sync_data() {
+        if let Err(e) = (self.fsync)(&w.file) {
             return Err(self.fail(TsdbError::io(old, e)));
         }
         self.note_fsync(start);
@@ -396,7 +431,7 @@ impl Shared {
         w.segment = next;
         w.seg_offset = 0;
         // Everything before the new segment is durable now.
-        self.synced.fetch_max(w.written, Ordering::AcqRel);
+        self.durable.advance(w.written);
         self.counters
             .segments_created
             .fetch_add(1, Ordering::Relaxed);
@@ -410,30 +445,28 @@ impl Shared {
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Returns once everything up to `pos` is fsynced. One caller fsyncs
-    /// while the others wait on `sync_lock`; when they get it, the fsync
-    /// that just finished usually covers them too (group commit).
+    /// Returns once an fsync covering everything up to `pos` completed,
+    /// sharing fsyncs with concurrent callers (group commit).
     fn sync_to(&self, pos: u64) -> Result<(), TsdbError> {
-        if self.synced.load(Ordering::Acquire) >= pos {
-            return Ok(());
-        }
-        let _g = self.sync_lock.lock();
-        if self.synced.load(Ordering::Acquire) >= pos {
-            return Ok(());
-        }
-        self.check_failed()?;
+        self.durable
+            .wait_for(pos, || self.check_failed(), || self.fsync_written())
+    }
+
+    /// Fsyncs the current segment and returns the log position it made
+    /// durable: everything written before the call (earlier segments were
+    /// fsynced when they were finished).
+    fn fsync_written(&self) -> Result<u64, TsdbError> {
         let (file, target, segment) = {
             let w = self.writer.lock();
             (Arc::clone(&w.file), w.written, w.segment)
         };
         let start = Instant::now();
-        if let Err(e) = file.sync_data() {
+        if let Err(e) = (self.fsync)(&file) {
             let path = self.dir.join(segment_name(segment));
             return Err(self.fail(TsdbError::io(path, e)));
         }
         self.note_fsync(start);
-        self.synced.fetch_max(target, Ordering::AcqRel);
-        Ok(())
+        Ok(target)
     }
 }
 
