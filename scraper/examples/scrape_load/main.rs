@@ -80,7 +80,12 @@ impl Plan {
                 }
             }
         }
-        if plan.interval.is_zero() || plan.duration.as_millis() % plan.interval.as_millis() != 0 {
+        if plan.interval.is_zero()
+            || !plan
+                .duration
+                .as_millis()
+                .is_multiple_of(plan.interval.as_millis())
+        {
             return Err("--duration-s must be a non-zero multiple of --interval-s".into());
         }
         Ok(plan)
@@ -165,10 +170,13 @@ fn uptime() -> String {
         .unwrap_or_default()
 }
 
+/// One line of the report: its name and how a run's figures fill its cell.
+type Row<'a> = (&'a str, &'a dyn Fn(&Figures) -> String);
+
 fn report(plan: &Plan, runs: &[(&str, Figures)]) {
     let secs = plan.duration.as_secs_f64();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let rows: [(&str, &dyn Fn(&Figures) -> String); 10] = [
+    let rows: [Row<'_>; 10] = [
         ("CPU seconds in window", &|f| format!("{:.1}", f.cpu_s)),
         ("CPU, % of one core", &|f| {
             format!("{:.1}", 100.0 * f.cpu_s / secs)
