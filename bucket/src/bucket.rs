@@ -85,18 +85,39 @@ impl Bucket {
         tenant: &str,
         dir: &Path,
     ) -> Result<UploadedBlock, BucketError> {
+        self.upload_block_with(tenant, dir, |_| std::future::ready(()))
+            .await
+    }
+
+    /// [`Bucket::upload_block`], awaiting `after_object(n)` once the `n`-th
+    /// object of the block is written (meta.json is the last `n`). Lets a
+    /// crash test stop a real process between two objects of an upload.
+    pub async fn upload_block_with<F, Fut>(
+        &self,
+        tenant: &str,
+        dir: &Path,
+        mut after_object: F,
+    ) -> Result<UploadedBlock, BucketError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         validate_tenant(tenant)?;
         let meta = BlockMeta::read(dir)?;
         let mut files = Vec::new();
         list_local_files(dir, dir, &mut files)?;
         files.sort();
         let mut size_bytes = 0;
+        let mut written = 0;
         for rel in files.iter().filter(|f| f.as_str() != META_FILENAME) {
             let key = block_file_path(tenant, meta.ulid, rel);
             size_bytes += self.put_file(&dir.join(rel), &key).await?;
+            written += 1;
+            after_object(written).await;
         }
         let meta_key = block_file_path(tenant, meta.ulid, META_FILENAME);
         size_bytes += self.put_file(&dir.join(META_FILENAME), &meta_key).await?;
+        after_object(written + 1).await;
         tracing::info!(tenant, block = %meta.ulid, size_bytes, "block uploaded");
         Ok(UploadedBlock { meta, size_bytes })
     }

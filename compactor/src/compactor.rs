@@ -10,6 +10,7 @@ use tidemark_tsdb::block::merge_blocks;
 use tidemark_tsdb::{BlockId, BlockReader};
 use tokio_util::sync::CancellationToken;
 
+use crate::crash_point::{CrashPoint, Step};
 use crate::handoff::HandoffService;
 use crate::indexes::TenantIndexes;
 use crate::planner::{MergeJob, MergeKind, PlanInput, plan};
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) indexes: TenantIndexes,
     pub(crate) staging_dir: PathBuf,
     work_dir: PathBuf,
+    /// Off outside crash tests (see `crash_point.rs`).
+    pub(crate) crash_point: CrashPoint,
 }
 
 /// What one cycle did to one tenant.
@@ -82,6 +85,7 @@ impl Compactor {
                 bucket,
                 staging_dir,
                 work_dir,
+                crash_point: CrashPoint::from_env(),
             }),
             ownership,
         })
@@ -149,8 +153,19 @@ impl Compactor {
         let ranges = cfg.ranges_ms();
         let mut cycle = TenantCycle::default();
         for _round in 0..=ranges.len() * 2 {
+            // Abandoned partial uploads are found and deleted under the
+            // tenant's lock: every upload of this process holds it from its
+            // first object to its meta.json, so a re-sent hand-off that is
+            // overwriting an old partial upload is never deleted under it.
             let mut guard = shared.indexes.lock(tenant).await;
             let scan = shared.indexes.refresh(&mut guard, tenant, now_ms).await?;
+            for partial in &scan.partial {
+                if partial.last_modified_ms + cfg.partial_block_delay.as_millis_i64() <= now_ms {
+                    tracing::info!(tenant, block = %partial.ulid, "removing an abandoned partial upload");
+                    shared.bucket.delete_block(tenant, partial.ulid).await?;
+                    cycle.partial_removed += 1;
+                }
+            }
             drop(guard);
             let p = plan(&PlanInput {
                 index: &scan.index,
@@ -160,13 +175,6 @@ impl Compactor {
                 deletion_delay_ms: cfg.deletion_delay.as_millis_i64(),
                 retention_ms: cfg.retention_ms(tenant),
             });
-            for partial in &scan.partial {
-                if partial.last_modified_ms + cfg.partial_block_delay.as_millis_i64() <= now_ms {
-                    tracing::info!(tenant, block = %partial.ulid, "removing an abandoned partial upload");
-                    shared.bucket.delete_block(tenant, partial.ulid).await?;
-                    cycle.partial_removed += 1;
-                }
-            }
             for id in &p.expired {
                 shared
                     .bucket
@@ -229,10 +237,14 @@ impl Compactor {
         .await??;
         let new_id = outcome.meta.ulid;
         let mut guard = shared.indexes.lock(tenant).await;
+        let crash = shared.crash_point;
         shared
             .bucket
-            .upload_block(tenant, &output.join(new_id.to_string()))
+            .upload_block_with(tenant, &output.join(new_id.to_string()), |n| {
+                crash.reached(Step::MergeUpload, n)
+            })
             .await?;
+        crash.reached(Step::MergeMarks, 0).await;
         for id in &job.blocks {
             shared
                 .bucket

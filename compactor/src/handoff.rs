@@ -19,6 +19,7 @@ use tidemark_tsdb::BlockId;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::compactor::Shared;
+use crate::crash_point::Step;
 use crate::staging::StagedBlock;
 use crate::{CompactorError, now_ms};
 
@@ -96,7 +97,14 @@ impl HandoffService {
         tokio::task::spawn_blocking(move || s.verify(&t, id)).await??;
         let shared = &self.shared;
         let mut guard = shared.indexes.lock(tenant).await;
-        shared.bucket.upload_block(tenant, &staged.dir).await?;
+        let crash = shared.crash_point;
+        shared
+            .bucket
+            .upload_block_with(tenant, &staged.dir, |n| {
+                crash.reached(Step::HandoffUpload, n)
+            })
+            .await?;
+        crash.reached(Step::HandoffIndex, 0).await;
         shared.indexes.refresh(&mut guard, tenant, now_ms()).await?;
         drop(guard);
         tracing::info!(tenant, block = %id, "handed-off block is in the bucket");
@@ -149,24 +157,30 @@ impl HandoffService {
 }
 
 /// Whether the block's data is in the bucket: in the index (as itself or
-/// as a source of a compacted block), or at least whole in the bucket.
+/// as a source of a compacted block), or whole in the bucket. A whole block
+/// missing from the index (the compactor died between its upload and the
+/// index rewrite) is put in the index first: the sender deletes its copy
+/// once told `uploaded`, and queriers find blocks through the index only.
 async fn is_uploaded(
     bucket: &Bucket,
     shared: &Shared,
     tenant: &str,
     id: BlockId,
 ) -> Result<bool, CompactorError> {
-    let guard = shared.indexes.lock(tenant).await;
+    let mut guard = shared.indexes.lock(tenant).await;
     let index = match (*guard).clone() {
         Some(i) => Some(i),
         None => bucket.read_index(tenant).await?,
     };
-    drop(guard);
     if index.is_some_and(|i| i.holds_source(id)) {
         return Ok(true);
     }
     match bucket.read_meta(tenant, id).await {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            tracing::info!(tenant, block = %id, "a whole block was missing from the index; rewriting it");
+            shared.indexes.refresh(&mut guard, tenant, now_ms()).await?;
+            Ok(true)
+        }
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e.into()),
     }

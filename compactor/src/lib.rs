@@ -17,6 +17,7 @@
 
 mod compactor;
 mod config;
+mod crash_point;
 mod error;
 mod handoff;
 mod import;
@@ -26,6 +27,7 @@ mod staging;
 
 pub use compactor::{Compactor, TenantCycle};
 pub use config::CompactorConfig;
+pub use crash_point::{CRASH_POINT_ENV, PAUSE_MESSAGE};
 pub use error::CompactorError;
 pub use import::{ImportReport, import_blocks};
 

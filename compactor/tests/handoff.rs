@@ -243,3 +243,23 @@ async fn bad_names_and_incomplete_blocks_are_refused() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(store.bucket().read_index("t").await.unwrap().is_none());
 }
+
+/// A compactor killed between a hand-off's upload and its index rewrite
+/// leaves a whole block the index does not name. The sender's next
+/// `Status` hears `uploaded` and deletes its copy, so by then the block
+/// must be in the index, where queriers look for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_block_missing_from_the_index_is_indexed_before_uploaded_is_answered() {
+    let store = Store::fs().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = write_block(tmp.path(), 3, 0, H, 60_000, |_, t| Some(t as f64));
+    let dir = tmp.path().join(meta.ulid.to_string());
+    store.bucket().upload_block("t", &dir).await.unwrap();
+    assert!(store.bucket().read_index("t").await.unwrap().is_none());
+
+    let server = serve(&store).await;
+    let mut c = client(&server.addr).await;
+    assert_eq!(received(&mut c, "t", meta.ulid).await, (true, 0));
+    let index = store.bucket().read_index("t").await.unwrap().unwrap();
+    assert!(index.holds_source(meta.ulid), "{index:?}");
+}

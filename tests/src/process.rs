@@ -59,6 +59,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Builds a [`Process`]: flags beyond the listen addresses and data dir.
 pub struct ProcessBuilder {
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     http_port: Option<u16>,
     grpc_port: Option<u16>,
@@ -67,6 +68,12 @@ pub struct ProcessBuilder {
 impl ProcessBuilder {
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
+        self
+    }
+
+    /// An environment variable of the process (e.g. a test-only hook).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -103,6 +110,7 @@ impl ProcessBuilder {
             data_dir,
             log_path,
             args,
+            envs: self.envs,
             _tmp: tmp,
         };
         p.spawn();
@@ -119,6 +127,8 @@ pub struct Process {
     log_path: PathBuf,
     /// The whole command line, to start the process again the same way.
     args: Vec<String>,
+    /// Environment variables set on top of the test's own.
+    envs: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -126,6 +136,7 @@ impl Process {
     pub fn builder() -> ProcessBuilder {
         ProcessBuilder {
             args: Vec::new(),
+            envs: Vec::new(),
             data_dir: None,
             http_port: None,
             grpc_port: None,
@@ -142,6 +153,7 @@ impl Process {
             .expect("log file");
         let child = Command::new(tidemark_bin())
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -156,6 +168,15 @@ impl Process {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for the
+    /// next [`Process::restart`].
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.envs.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.envs.push((key.to_string(), v.to_string()));
+        }
     }
 
     /// Whether the process is still running (it may have exited on its own).
