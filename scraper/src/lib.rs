@@ -5,7 +5,8 @@
 //!   per-job `tenant`.
 //! - [`relabel`]: `relabel_configs` / `metric_relabel_configs`, every action.
 //! - [`discovery`]: target groups from `static_configs`, `file_sd_configs`
-//!   files (watched) and `http_sd_configs` endpoints.
+//!   files (watched), `http_sd_configs` endpoints and `kubernetes_sd_configs`
+//!   (list and watch of the Kubernetes API).
 //! - [`target`]: target labels, URL and the scraped-label merge.
 //! - [`scrape`]: the per-target scrape loop, its report series, staleness,
 //!   the [`scrape::ScrapeManager`] service that applies and reloads a config,

@@ -1,6 +1,5 @@
-//! Service discovery sections: parsed and validated here. Static targets are
-//! used as they are; file, HTTP and Kubernetes discovery are not running yet
-//! (see docs/scraper.md).
+//! Service discovery sections: parsed and validated here; they run in
+//! [`crate::discovery`] (see docs/scraper.md for what each supports).
 
 use std::collections::BTreeMap;
 

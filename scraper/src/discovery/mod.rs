@@ -1,5 +1,6 @@
-//! Target discovery: `static_configs`, `file_sd_configs` files and
-//! `http_sd_configs` endpoints ([`http`]).
+//! Target discovery: `static_configs`, `file_sd_configs` files,
+//! `http_sd_configs` endpoints ([`http`]) and the Kubernetes API
+//! ([`kubernetes`]).
 //!
 //! File discovery reads JSON (`.json`) or YAML (`.yml`, `.yaml`) files of
 //! target groups, the format Prometheus documents:
@@ -13,6 +14,7 @@
 //! be read or parsed is reported and contributes no targets.
 
 pub mod http;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ use super::{SampleSink, TargetOwnership};
 use crate::ScrapeError;
 use crate::config::PrometheusConfig;
 use crate::discovery::job_target_groups;
+use crate::discovery::kubernetes::sd_fingerprint;
 use crate::relabel::Relabeler;
 use crate::target::{Built, Target, TargetGroup, build_target};
 use tidemark_model::Labels;
@@ -74,6 +75,9 @@ pub struct ScrapeManager<S: SampleSink, O: TargetOwnership> {
     config: Option<PrometheusConfig>,
     /// Latest groups of each `http_sd_configs` entry, by (job, URL).
     http_sd: HashMap<(String, String), Vec<TargetGroup>>,
+    /// Latest groups of each `kubernetes_sd_configs` entry, by (job,
+    /// index), with the fingerprint of the entry that produced them.
+    kubernetes_sd: HashMap<(String, usize), (u64, Vec<TargetGroup>)>,
     dropped: Vec<DroppedTarget>,
     loops: HashMap<u64, Running>,
     /// Cancelled loops still writing their staleness markers.
@@ -96,6 +100,7 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
             seed,
             config: None,
             http_sd: HashMap::new(),
+            kubernetes_sd: HashMap::new(),
             dropped: Vec::new(),
             loops: HashMap::new(),
             stopping: Vec::new(),
@@ -155,6 +160,29 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
         true
     }
 
+    /// Records the latest target groups of `kubernetes_sd_configs[index]`
+    /// of `job`, produced by the entry with [`sd_fingerprint`]
+    /// `fingerprint`; used from the next apply or refresh on while the
+    /// config still has that entry. Returns whether they changed.
+    pub fn set_kubernetes_sd_groups(
+        &mut self,
+        job: &str,
+        index: usize,
+        fingerprint: u64,
+        groups: Vec<TargetGroup>,
+    ) -> bool {
+        let key = (job.to_string(), index);
+        if self
+            .kubernetes_sd
+            .get(&key)
+            .is_some_and(|(fp, g)| *fp == fingerprint && g == &groups)
+        {
+            return false;
+        }
+        self.kubernetes_sd.insert(key, (fingerprint, groups));
+        true
+    }
+
     /// Parses, validates and applies a prometheus.yml. Must run inside a
     /// Tokio runtime (it spawns the loops).
     pub fn apply_yaml(&mut self, yaml: &str) -> Result<ApplyReport, ScrapeError> {
@@ -165,17 +193,14 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
 
     /// Applies an already validated config.
     pub fn apply(&mut self, cfg: PrometheusConfig) -> ApplyReport {
-        self.apply_inner(cfg, true)
+        self.apply_inner(cfg)
     }
 
-    fn apply_inner(&mut self, cfg: PrometheusConfig, log_unsupported: bool) -> ApplyReport {
+    fn apply_inner(&mut self, cfg: PrometheusConfig) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut desired: HashMap<u64, (Target, Arc<JobContext>)> = HashMap::new();
         let mut dropped = Vec::new();
         for job in &cfg.scrape_configs {
-            if !job.kubernetes_sd_configs.is_empty() && log_unsupported {
-                tracing::warn!(job = %job.job_name, discovery = "kubernetes_sd_configs", "discovery configured but not running yet; its targets are not scraped");
-            }
             let ctx = Arc::new(JobContext::new(job, &cfg.global));
             let relabel: Vec<Relabeler> = job
                 .relabel_configs
@@ -201,6 +226,13 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
             report.errors.extend(discovery_errors);
             for sd in &job.http_sd_configs {
                 if let Some(g) = self.http_sd.get(&(job.job_name.clone(), sd.url.clone())) {
+                    groups.extend(g.iter().cloned());
+                }
+            }
+            for (i, sd) in job.kubernetes_sd_configs.iter().enumerate() {
+                if let Some((fp, g)) = self.kubernetes_sd.get(&(job.job_name.clone(), i))
+                    && *fp == sd_fingerprint(sd)
+                {
                     groups.extend(g.iter().cloned());
                 }
             }
@@ -291,6 +323,14 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
                 .iter()
                 .any(|j| &j.job_name == job && j.http_sd_configs.iter().any(|sd| &sd.url == url))
         });
+        self.kubernetes_sd.retain(|(job, i), (fp, _)| {
+            cfg.scrape_configs.iter().any(|j| {
+                &j.job_name == job
+                    && j.kubernetes_sd_configs
+                        .get(*i)
+                        .is_some_and(|sd| sd_fingerprint(sd) == *fp)
+            })
+        });
         self.dropped = dropped;
         self.config = Some(cfg);
         report
@@ -302,7 +342,7 @@ impl<S: SampleSink, O: TargetOwnership> ScrapeManager<S, O> {
     /// every `refresh_interval`; unchanged targets keep running.
     pub fn refresh_discovery(&mut self) -> Option<ApplyReport> {
         let cfg = self.config.clone()?;
-        Some(self.apply_inner(cfg, false))
+        Some(self.apply_inner(cfg))
     }
 
     /// Stops every loop (each writes its staleness markers) and waits.

@@ -5,7 +5,8 @@
 //! [`ScraperHandle`], so there is no lock around the scrape loops. The task
 //! re-applies the running config when a file_sd file changes (checked every
 //! second), when an `http_sd_configs` endpoint returns new groups (fetched
-//! every `refresh_interval`), at the shortest file_sd `refresh_interval`,
+//! every `refresh_interval`), when a `kubernetes_sd_configs` watch reports
+//! a changed set of groups, at the shortest file_sd `refresh_interval`,
 //! and when [`TargetOwnership::epoch`] changes.
 
 pub mod api;
@@ -27,6 +28,7 @@ use crate::ScrapeError;
 use crate::config::PrometheusConfig;
 use crate::discovery::file_sd_fingerprint;
 use crate::discovery::http::fetch_http_sd;
+use crate::discovery::kubernetes::{KubernetesDiscovery, sd_fingerprint};
 use crate::scrape::{
     ActiveTarget, ApplyReport, DroppedTarget, Fetcher, SampleSink, ScrapeManager, TargetOwnership,
 };
@@ -141,9 +143,15 @@ impl Scraper {
     }
 }
 
+/// Which discovery entry a result is from.
+enum SdSource {
+    Http { url: String },
+    Kubernetes { index: usize, fingerprint: u64 },
+}
+
 struct SdResult {
     job: String,
-    url: String,
+    source: SdSource,
     groups: Result<Vec<TargetGroup>, ScrapeError>,
 }
 
@@ -197,7 +205,9 @@ impl State {
                         let groups = fetch_http_sd(&fetcher, &job, &sd).await;
                         let r = SdResult {
                             job: job.clone(),
-                            url: sd.url.clone(),
+                            source: SdSource::Http {
+                                url: sd.url.clone(),
+                            },
                             groups,
                         };
                         if tx.send(r).await.is_err() {
@@ -209,6 +219,21 @@ impl State {
                         }
                     }
                 });
+            }
+            for (index, sd) in job.kubernetes_sd_configs.iter().enumerate() {
+                let fingerprint = sd_fingerprint(sd);
+                let name = job.job_name.clone();
+                let discovery = KubernetesDiscovery::new(name.clone(), sd.clone());
+                let wrap = move |groups| SdResult {
+                    job: name.clone(),
+                    source: SdSource::Kubernetes { index, fingerprint },
+                    groups,
+                };
+                self.sd_tasks.spawn(discovery.run(
+                    self.sd_tx.clone(),
+                    wrap,
+                    self.sd_cancel.clone(),
+                ));
             }
         }
     }
@@ -282,15 +307,22 @@ async fn run<S: SampleSink, O: TargetOwnership>(
                     let _ = reply.send(result);
                 }
             },
-            Some(sd) = sd_rx.recv() => match sd.groups {
-                Ok(groups) => {
-                    if manager.set_http_sd_groups(&sd.job, &sd.url, groups)
+            Some(sd) = sd_rx.recv() => match (sd.groups, sd.source) {
+                (Ok(groups), SdSource::Http { url }) => {
+                    if manager.set_http_sd_groups(&sd.job, &url, groups)
                         && let Some(r) = manager.refresh_discovery()
                     {
                         log_report("http discovery changed", &r);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "http discovery failed; keeping the previous targets"),
+                (Ok(groups), SdSource::Kubernetes { index, fingerprint }) => {
+                    if manager.set_kubernetes_sd_groups(&sd.job, index, fingerprint, groups)
+                        && let Some(r) = manager.refresh_discovery()
+                    {
+                        log_report("kubernetes discovery changed", &r);
+                    }
+                }
+                (Err(e), _) => tracing::warn!(error = %e, "discovery failed; keeping the previous targets"),
             },
             _ = watch.tick() => {
                 let fp = manager.config().map_or(0, file_sd_fingerprint);
