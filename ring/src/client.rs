@@ -70,6 +70,11 @@ impl WriteRpc {
             WriteRpc::Heartbeat(r) => Command::Heartbeat {
                 id: non_empty("member id", &r.id)?,
                 now_ms,
+                state: if r.state.is_empty() {
+                    None
+                } else {
+                    Some(r.state.parse()?)
+                },
             },
             WriteRpc::SetState(r) => Command::SetState {
                 id: non_empty("member id", &r.id)?,

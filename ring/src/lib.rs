@@ -25,6 +25,7 @@ mod snapshot;
 mod state;
 pub mod store;
 mod tokens;
+mod zone_sets;
 
 #[cfg(test)]
 mod snapshot_tests;

@@ -599,8 +599,10 @@ impl Core {
             if self.left.load(Ordering::Relaxed) {
                 return;
             }
+            let state = state_from_code(self.desired_state.load(Ordering::Relaxed));
             let rpc = WriteRpc::Heartbeat(tidemark_proto::ring::HeartbeatRequest {
                 id: self.node.id.clone(),
+                state: state.to_string(),
             });
             match self.write(rpc).await {
                 Ok(_) => {}

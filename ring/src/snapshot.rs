@@ -9,6 +9,7 @@ use crate::RingError;
 use crate::member::{Member, MemberState, Role, TenantLimits};
 use crate::state::RingState;
 use crate::tokens::{RING_SIZE, range_len};
+use crate::zone_sets::ZoneSets;
 
 /// The largest replication factor a lookup supports.
 pub const MAX_REPLICATION_FACTOR: usize = 8;
@@ -36,6 +37,8 @@ struct TokenTable {
     owners: Vec<u32>,
     /// Distinct zones among the owners (0 when zones are not used).
     zones: usize,
+    /// Zone-aware sets per token, when zones are used and few enough.
+    zone_sets: Option<ZoneSets>,
 }
 
 /// Per member facts a lookup needs, precomputed so a lookup touches no strings.
@@ -45,6 +48,15 @@ struct Eligibility {
     read: bool,
     /// Small integer per distinct zone; 0 means no zone.
     zone: u32,
+}
+
+impl Eligibility {
+    fn allows(self, op: Operation) -> bool {
+        match op {
+            Operation::Write => self.write,
+            Operation::Read => self.read,
+        }
+    }
 }
 
 /// An immutable view of the ring. Cheap to share (`Arc`), free to read.
@@ -154,10 +166,25 @@ impl RingSnapshot {
             pairs.sort_unstable();
             pairs.dedup_by_key(|(t, _)| *t);
             let zoned = !zones.contains(&0);
+            let owners: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+            let zone_sets = if zoned {
+                let mut ids: Vec<u32> = zones.iter().copied().collect();
+                ids.sort_unstable();
+                let dense = |owner: u32| {
+                    let zone = eligibility[owner as usize].zone;
+                    ids.partition_point(|z| *z < zone)
+                };
+                ZoneSets::build(&owners, ids.len(), dense, |owner, op| {
+                    eligibility[owner as usize].allows(op)
+                })
+            } else {
+                None
+            };
             tables[role as usize] = Some(TokenTable {
                 tokens: pairs.iter().map(|p| p.0).collect(),
-                owners: pairs.iter().map(|p| p.1).collect(),
+                owners,
                 zones: if zoned { zones.len() } else { 0 },
+                zone_sets,
             });
         }
         RingSnapshot {
@@ -210,6 +237,29 @@ impl RingSnapshot {
         rf: usize,
         op: Operation,
     ) -> ReplicationSet<'_> {
+        self.lookup(role, hash, rf, op, true)
+    }
+
+    /// The walk alone, to check the precomputed zone sets against it.
+    #[cfg(test)]
+    pub(crate) fn replication_set_by_walk(
+        &self,
+        role: Role,
+        hash: u32,
+        rf: usize,
+        op: Operation,
+    ) -> ReplicationSet<'_> {
+        self.lookup(role, hash, rf, op, false)
+    }
+
+    fn lookup(
+        &self,
+        role: Role,
+        hash: u32,
+        rf: usize,
+        op: Operation,
+        precomputed: bool,
+    ) -> ReplicationSet<'_> {
         let rf = rf.clamp(1, MAX_REPLICATION_FACTOR);
         let mut set = ReplicationSet {
             snapshot: self,
@@ -222,6 +272,32 @@ impl RingSnapshot {
         let n = table.tokens.len();
         let start = table.tokens.partition_point(|t| *t < hash);
         let zone_aware = table.zones >= rf;
+        if precomputed
+            && zone_aware
+            && let Some(sets) = &table.zone_sets
+        {
+            for owner in sets.row(if start == n { 0 } else { start }, op, rf) {
+                set.picked[set.len] = owner;
+                set.len += 1;
+            }
+            return set;
+        }
+        self.walk(table, start, rf, op, zone_aware, set)
+    }
+
+    /// The clockwise walk from token index `start`: the lookup where no
+    /// precomputed zone sets apply (no zones, more zones than precomputed,
+    /// or `rf` above the zone count).
+    fn walk<'s>(
+        &'s self,
+        table: &TokenTable,
+        start: usize,
+        rf: usize,
+        op: Operation,
+        zone_aware: bool,
+        mut set: ReplicationSet<'s>,
+    ) -> ReplicationSet<'s> {
+        let n = table.tokens.len();
         let mut zones = [0u32; MAX_REPLICATION_FACTOR];
         for step in 0..n {
             let mut i = start + step;
@@ -233,11 +309,7 @@ impl RingSnapshot {
                 continue;
             }
             let e = self.eligibility[owner as usize];
-            let ok = match op {
-                Operation::Write => e.write,
-                Operation::Read => e.read,
-            };
-            if !ok || (zone_aware && zones[..set.len].contains(&e.zone)) {
+            if !e.allows(op) || (zone_aware && zones[..set.len].contains(&e.zone)) {
                 continue;
             }
             zones[set.len] = e.zone;
@@ -258,15 +330,7 @@ impl RingSnapshot {
             .iter()
             .zip(&self.eligibility)
             .filter(move |(m, _)| m.has_role(role))
-            .map(move |(m, e)| {
-                (
-                    m,
-                    match op {
-                        Operation::Write => e.write,
-                        Operation::Read => e.read,
-                    },
-                )
-            })
+            .map(move |(m, e)| (m, e.allows(op)))
     }
 
     /// The member of `role` that owns `key_hash` (targets for scrapers,

@@ -240,3 +240,64 @@ fn up_to_returns_the_eligible_members_left_when_fewer_than_rf() {
     );
     assert_eq!(s.members_of(Role::Compactor, Operation::Read).count(), 0);
 }
+
+/// The precomputed zone sets give exactly what the clockwise walk gives, on
+/// rings with members of every state, stale heartbeats, uneven zones and
+/// whole zones without an eligible member.
+#[test]
+fn precomputed_zone_sets_equal_the_walk() {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for round in 0..60 {
+        let members = 2 + next(30) as usize;
+        let zones = 1 + next(6) as usize;
+        let mut s = RingState::default();
+        for i in 0..members {
+            let state = match next(5) {
+                0 => MemberState::Joining,
+                1 => MemberState::Leaving,
+                _ => MemberState::Active,
+            };
+            // A fifth of the members have not sent a heartbeat for too long.
+            let beat = if next(5) == 0 { NOW - 2 * TIMEOUT } else { NOW };
+            s.apply(&Command::Join {
+                node: NodeInfo {
+                    id: format!("m{i}"),
+                    roles: vec![Role::Ingester],
+                    grpc_address: format!("10.0.0.{i}:9095"),
+                    http_address: String::new(),
+                    zone: Some(format!("z{}", next(zones as u64))),
+                },
+                state,
+                tokens: vec![],
+                tokens_per_member: 1 + next(64) as u32,
+                now_ms: beat,
+            });
+        }
+        let snap = snap(&s);
+        let distinct: std::collections::BTreeSet<_> =
+            s.members.values().map(|m| m.zone.clone()).collect();
+        for rf in 1..=distinct.len().min(crate::snapshot::MAX_REPLICATION_FACTOR) {
+            for op in [Operation::Write, Operation::Read] {
+                for h in hashes() {
+                    let fast: Vec<&str> = snap
+                        .replication_set_up_to(Role::Ingester, h, rf, op)
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect();
+                    let walk: Vec<&str> = snap
+                        .replication_set_by_walk(Role::Ingester, h, rf, op)
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect();
+                    assert_eq!(fast, walk, "round {round}, rf {rf}, {op:?}, hash {h}");
+                }
+            }
+        }
+    }
+}

@@ -28,9 +28,15 @@ pub enum Command {
         tokens_per_member: u32,
         now_ms: i64,
     },
+    /// Liveness, and the state the member wants: a late `Join` (a retry
+    /// that commits after `SetState`) cannot leave it in the wrong state for
+    /// longer than one heartbeat.
     Heartbeat {
         id: String,
         now_ms: i64,
+        /// Absent in log entries written before members sent it.
+        #[serde(default)]
+        state: Option<MemberState>,
     },
     SetState {
         id: String,
@@ -38,13 +44,9 @@ pub enum Command {
         now_ms: i64,
     },
     /// Clean leave: the member removes itself.
-    Leave {
-        id: String,
-    },
+    Leave { id: String },
     /// Removal by an operator or by the leader after `forget_after`.
-    Forget {
-        id: String,
-    },
+    Forget { id: String },
     SetTenantLimits {
         tenant: String,
         limits: Option<TenantLimits>,
@@ -110,8 +112,11 @@ impl RingState {
                     unknown_member: None,
                 }
             }
-            Command::Heartbeat { id, now_ms } => self.update(id, touched, |m| {
+            Command::Heartbeat { id, now_ms, state } => self.update(id, touched, |m| {
                 m.last_heartbeat_ms = m.last_heartbeat_ms.max(*now_ms);
+                if let Some(state) = state {
+                    m.state = *state;
+                }
             }),
             Command::SetState { id, state, now_ms } => self.update(id, touched, |m| {
                 m.state = *state;
@@ -222,6 +227,14 @@ mod tests {
         }
     }
 
+    fn beat(id: &str, now_ms: i64, state: Option<MemberState>) -> Command {
+        Command::Heartbeat {
+            id: id.into(),
+            now_ms,
+            state,
+        }
+    }
+
     fn join(id: &str, now: i64) -> Command {
         Command::Join {
             node: node(id, None),
@@ -266,10 +279,7 @@ mod tests {
     #[test]
     fn heartbeat_and_state_of_unknown_member_are_reported() {
         let mut s = RingState::default();
-        let r = s.apply(&Command::Heartbeat {
-            id: "ghost".into(),
-            now_ms: 5,
-        });
+        let r = s.apply(&beat("ghost", 5, None));
         assert_eq!(r.unknown_member.as_deref(), Some("ghost"));
         assert!(s.members.is_empty());
     }
@@ -278,11 +288,48 @@ mod tests {
     fn heartbeat_never_moves_time_backwards() {
         let mut s = RingState::default();
         s.apply(&join("a", 100));
-        s.apply(&Command::Heartbeat {
-            id: "a".into(),
-            now_ms: 50,
-        });
+        s.apply(&beat("a", 50, None));
         assert_eq!(s.members["a"].last_heartbeat_ms, 100);
+    }
+
+    #[test]
+    fn heartbeat_restores_the_state_a_late_join_reset() {
+        let mut s = RingState::default();
+        s.apply(&join("a", 100));
+        s.apply(&Command::SetState {
+            id: "a".into(),
+            state: MemberState::Active,
+            now_ms: 110,
+        });
+        // The join retried at start-up commits after the member went ACTIVE.
+        s.apply(&Command::Join {
+            node: node("a", None),
+            state: MemberState::Joining,
+            tokens: vec![],
+            tokens_per_member: 16,
+            now_ms: 120,
+        });
+        assert_eq!(s.members["a"].state, MemberState::Joining);
+        s.apply(&beat("a", 130, Some(MemberState::Active)));
+        assert_eq!(s.members["a"].state, MemberState::Active);
+        // A beat without a state (an older member) changes only the time.
+        s.apply(&beat("a", 140, None));
+        assert_eq!(s.members["a"].state, MemberState::Active);
+        assert_eq!(s.members["a"].last_heartbeat_ms, 140);
+    }
+
+    #[test]
+    fn heartbeat_without_state_decodes_from_older_log_entries() {
+        let old = r#"{"Heartbeat":{"id":"a","now_ms":7}}"#;
+        let cmd: Command = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Heartbeat {
+                id: "a".into(),
+                now_ms: 7,
+                state: None
+            }
+        );
     }
 
     #[test]
