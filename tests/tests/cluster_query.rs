@@ -262,7 +262,6 @@ fn wait_down(c: &Cluster) {
 }
 
 #[test]
-#[ignore = "fails: a restarted ingester does not become ready within the wait (a voter staying JOINING); run with --ignored"]
 fn querier_answers_correctly_with_any_one_ingester_down() {
     let mut c = Cluster::start(ClusterSpec::default());
     let d = Data::new();

@@ -99,7 +99,6 @@ fn sigkill_of_one_ingester_fails_no_write_and_loses_no_acknowledged_sample() {
 }
 
 #[test]
-#[ignore = "flaky under load: a restarted voter ingester sometimes stays JOINING past the harness's 30 s wait (passes alone); run with --ignored"]
 fn killed_ingester_replays_its_wal_rejoins_and_serves_its_data() {
     let mut c = Cluster::start(ClusterSpec::default());
     let metric = "faults_replay";
@@ -147,7 +146,6 @@ fn killed_ingester_replays_its_wal_rejoins_and_serves_its_data() {
 }
 
 #[test]
-#[ignore = "flaky under load: a restarted voter ingester sometimes stays JOINING past the harness's 30 s wait (passes alone); run with --ignored"]
 fn rolling_restart_of_every_ingester_under_load_loses_nothing() {
     let mut c = Cluster::start(ClusterSpec::default());
     let load = start_load(&c, "faults_rolling");
