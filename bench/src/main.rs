@@ -160,12 +160,17 @@ fn notes(r: &report::TargetResult) -> String {
     s + &format!("; series per answer: {}", series.join(", "))
 }
 
-async fn wait_ready(query_url: &str) -> anyhow::Result<()> {
+async fn wait_ready(query_url: &str, tenant: Option<&str>) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/query?query=1", query_url.trim_end_matches('/'));
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(r) = client.get(&url).send().await
+        let mut req = client.get(&url);
+        if let Some(t) = tenant {
+            // A multi-tenant target answers 401 without it.
+            req = req.header("X-Scope-OrgID", t);
+        }
+        if let Ok(r) = req.send().await
             && r.status().is_success()
         {
             return Ok(());
@@ -195,7 +200,7 @@ async fn flush(url: &str) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    wait_ready(&args.query.query_url).await?;
+    wait_ready(&args.query.query_url, args.ingest.tenant.as_deref()).await?;
     let pids = &args.pids;
     let rss_idle = procfs::status_bytes(pids, "VmRSS")?;
     let cpu0 = procfs::cpu_seconds(pids)?;

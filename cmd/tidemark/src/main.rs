@@ -12,6 +12,13 @@ mod wiring;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: a remote-write request decodes into
+/// many small, short-lived allocations (a string per label, a vector per
+/// series), and glibc spent about 45% of ingestion CPU consolidating and
+/// unlinking them (profile in docs/benchmarks.md, "Side by side").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let invocation = match cli::parse(std::env::args()) {
         Ok(i) => i,
