@@ -299,11 +299,8 @@ impl Worker {
         let mut backoff = Duration::from_millis(50);
         let mut last = String::new();
         for _ in 0..10 {
-            let mut req = self.client.post(&self.url);
-            if let Some(t) = &self.args.tenant {
-                req = req.header("X-Scope-OrgID", t);
-            }
-            let res = req
+            let req = self.client.post(&self.url);
+            let res = crate::with_tenant(req, self.args.tenant.as_deref())
                 .header("Content-Encoding", "snappy")
                 .header("Content-Type", "application/x-protobuf")
                 .header("X-Prometheus-Remote-Write-Version", "0.1.0")

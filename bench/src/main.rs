@@ -160,17 +160,22 @@ fn notes(r: &report::TargetResult) -> String {
     s + &format!("; series per answer: {}", series.join(", "))
 }
 
+/// Adds `X-Scope-OrgID` when the run names a tenant (multi-tenant targets
+/// refuse requests without it).
+fn with_tenant(req: reqwest::RequestBuilder, tenant: Option<&str>) -> reqwest::RequestBuilder {
+    match tenant {
+        Some(t) => req.header("X-Scope-OrgID", t),
+        None => req,
+    }
+}
+
 async fn wait_ready(query_url: &str, tenant: Option<&str>) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/query?query=1", query_url.trim_end_matches('/'));
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let mut req = client.get(&url);
-        if let Some(t) = tenant {
-            // A multi-tenant target answers 401 without it.
-            req = req.header("X-Scope-OrgID", t);
-        }
-        if let Ok(r) = req.send().await
+        // A multi-tenant target answers 401 without the tenant.
+        if let Ok(r) = with_tenant(client.get(&url), tenant).send().await
             && r.status().is_success()
         {
             return Ok(());

@@ -124,11 +124,9 @@ async fn post(
     tenant: Option<&str>,
     form: &[(&str, String)],
 ) -> anyhow::Result<usize> {
-    let mut req = client.post(url).form(form);
-    if let Some(t) = tenant {
-        req = req.header("X-Scope-OrgID", t);
-    }
-    let res = req.send().await?;
+    let res = crate::with_tenant(client.post(url).form(form), tenant)
+        .send()
+        .await?;
     let status = res.status();
     let body = res.bytes().await?;
     if !status.is_success() {
