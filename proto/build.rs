@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
         .bytes(".tidemark.blocks.v1.BlockFileChunk.data")
+        .bytes(".tidemark.ingester.v1.PackedSeries.labels")
         .compile_protos(&files, &[root])?;
     Ok(())
 }

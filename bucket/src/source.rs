@@ -2,6 +2,7 @@
 //! and chunk parsers read it by ranged GETs.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,31 +40,49 @@ impl ObjectSource {
     }
 }
 
+impl ObjectSource {
+    /// Refuses a range that is not inside the object.
+    fn check(&self, r: &Range<u64>) -> Result<(), TsdbError> {
+        if r.start <= r.end && r.end <= self.len {
+            return Ok(());
+        }
+        Err(TsdbError::CorruptBlock {
+            path: self.name.clone(),
+            offset: r.start,
+            reason: format!(
+                "range {}..{} goes past the end of the object ({} bytes)",
+                r.start, r.end, self.len
+            ),
+        })
+    }
+}
+
 impl ByteSource for ObjectSource {
     fn len(&self) -> u64 {
         self.len
     }
 
     fn read_range(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, TsdbError> {
-        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len);
-        let Some(end) = end else {
-            return Err(TsdbError::CorruptBlock {
-                path: self.name.clone(),
-                offset,
-                reason: format!(
-                    "range of {len} bytes goes past the end of the object ({} bytes)",
-                    self.len
-                ),
-            });
-        };
         if len == 0 {
+            self.check(&(offset..offset))?;
             return Ok(Cow::Borrowed(&[]));
         }
-        let bytes = self
+        let end = offset.checked_add(len as u64).unwrap_or(u64::MAX);
+        let mut bufs = self.read_ranges(&[offset..end])?;
+        Ok(bufs.pop().unwrap_or_default())
+    }
+
+    /// One blocking wait for all ranges: `object_store` fetches them
+    /// concurrently and merges close ones into one request.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Cow<'_, [u8]>>, TsdbError> {
+        for r in ranges {
+            self.check(r)?;
+        }
+        let parts = self
             .runtime
-            .block_on(self.store.get_range(&self.key, offset..end))
+            .block_on(self.store.get_ranges(&self.key, ranges))
             .map_err(|e| TsdbError::io(&self.name, std::io::Error::other(e)))?;
-        Ok(Cow::Owned(bytes.to_vec()))
+        Ok(parts.into_iter().map(|b| Cow::Owned(b.to_vec())).collect())
     }
 
     fn path(&self) -> &Path {

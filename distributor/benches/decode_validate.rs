@@ -105,8 +105,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let raw = decompress(&body, 100 << 20).expect("valid snappy");
-                let decoded = decode(protocol, &raw).expect("valid protobuf");
-                let v = validate(decoded.timeseries, &limits, NOW);
+                let v = decode(protocol, &raw, |d| validate(d.series, &limits, NOW))
+                    .expect("valid protobuf");
                 assert_eq!(v.samples, SERIES as u64);
                 v
             })

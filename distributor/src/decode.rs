@@ -1,16 +1,17 @@
 //! Remote write request bodies: content negotiation, snappy, protobuf.
 //!
-//! Both protocol versions decode to remote write 1.0 `TimeSeries` (labels
-//! as strings), the form validation and the ingesters work on. A 2.0
+//! Both protocol versions decode to [`RawSeries`] (labels as string slices
+//! of the request), the form validation works on. A 2.0
 //! series whose label references are broken cannot be turned into labels:
 //! it becomes a [`Decoded::broken`] entry, refused by name like any other
 //! invalid series, while the rest of the request is written.
 
 use prost::Message;
-use tidemark_proto::prometheus::{self as pb, WriteRequest};
+use tidemark_proto::prometheus as pb;
 use tidemark_proto::write_v2;
 
 use crate::DistributorError;
+use crate::validate::RawSeries;
 
 /// The protobuf message of a remote write request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,41 +80,55 @@ pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, DistributorError> 
         .map_err(|e| DistributorError::BadBody(format!("snappy: {e}")))
 }
 
-/// A decoded request.
+/// A decoded request, its strings borrowed from the body (1.0) or from the
+/// decoded symbol table (2.0).
 #[derive(Debug, Default)]
-pub struct Decoded {
-    pub timeseries: Vec<pb::TimeSeries>,
-    /// 2.0 series that could not be decoded: (index, why).
+pub struct Decoded<'a> {
+    pub series: Vec<RawSeries<'a>>,
+    /// 2.0 series that could not be decoded: (index, why, samples).
     pub broken: Vec<(usize, String, u64)>,
 }
 
-/// Decodes an uncompressed protobuf body.
-pub fn decode(protocol: Protocol, body: &[u8]) -> Result<Decoded, DistributorError> {
+impl Decoded<'_> {
+    /// Samples and histograms the request carried, broken series included.
+    pub fn received(&self) -> u64 {
+        self.series.iter().map(RawSeries::received).sum::<u64>()
+            + self.broken.iter().map(|b| b.2).sum::<u64>()
+    }
+}
+
+/// Decodes an uncompressed protobuf body and hands the result to `then`
+/// (the series borrow from data that lives only during the call).
+pub fn decode<R>(
+    protocol: Protocol,
+    body: &[u8],
+    then: impl FnOnce(Decoded<'_>) -> R,
+) -> Result<R, DistributorError> {
     match protocol {
         Protocol::V1 => {
-            let req = WriteRequest::decode(body)
+            let series = crate::wire::decode_write_request(body)
                 .map_err(|e| DistributorError::BadBody(format!("prometheus.WriteRequest: {e}")))?;
-            Ok(Decoded {
-                timeseries: req.timeseries,
+            Ok(then(Decoded {
+                series,
                 broken: Vec::new(),
-            })
+            }))
         }
         Protocol::V2 => {
             let req = write_v2::Request::decode(body).map_err(|e| {
                 DistributorError::BadBody(format!("io.prometheus.write.v2.Request: {e}"))
             })?;
-            Ok(from_v2(req))
+            Ok(then(from_v2(&req)))
         }
     }
 }
 
-fn from_v2(req: write_v2::Request) -> Decoded {
-    let symbols = req.symbols;
+fn from_v2(req: &write_v2::Request) -> Decoded<'_> {
+    let symbols = &req.symbols;
     let mut out = Decoded {
-        timeseries: Vec::with_capacity(req.timeseries.len()),
+        series: Vec::with_capacity(req.timeseries.len()),
         broken: Vec::new(),
     };
-    for (i, ts) in req.timeseries.into_iter().enumerate() {
+    for (i, ts) in req.timeseries.iter().enumerate() {
         let refused = (ts.samples.len() + ts.histograms.len()) as u64;
         if ts.labels_refs.len() % 2 != 0 {
             out.broken.push((
@@ -130,10 +145,7 @@ fn from_v2(req: write_v2::Request) -> Decoded {
         let mut bad = None;
         for pair in ts.labels_refs.chunks_exact(2) {
             match (symbols.get(pair[0] as usize), symbols.get(pair[1] as usize)) {
-                (Some(n), Some(v)) => labels.push(pb::Label {
-                    name: n.clone(),
-                    value: v.clone(),
-                }),
+                (Some(n), Some(v)) => labels.push((n.as_str(), v.as_str())),
                 _ => {
                     bad = Some(format!(
                         "labels_refs ({}, {}) point outside the {} symbols",
@@ -149,27 +161,17 @@ fn from_v2(req: write_v2::Request) -> Decoded {
             out.broken.push((i, why, refused));
             continue;
         }
-        out.timeseries.push(pb::TimeSeries {
+        out.series.push(RawSeries {
             labels,
             samples: ts
                 .samples
-                .into_iter()
+                .iter()
                 .map(|s| pb::Sample {
                     value: s.value,
                     timestamp: s.timestamp,
                 })
                 .collect(),
-            // Only counted: native histograms are refused by validation
-            // until the TSDB stores them.
-            histograms: ts
-                .histograms
-                .iter()
-                .map(|h| pb::Histogram {
-                    timestamp: h.timestamp,
-                    ..Default::default()
-                })
-                .collect(),
-            exemplars: Vec::new(),
+            histograms: ts.histograms.len() as u64,
         });
     }
     out
@@ -255,11 +257,15 @@ mod tests {
                 },
             ],
         };
-        let d = decode(Protocol::V2, &req.encode_to_vec()).unwrap();
-        assert_eq!(d.timeseries.len(), 1);
-        assert_eq!(d.timeseries[0].labels[1].value, "a");
-        assert_eq!(d.broken.len(), 1);
-        assert_eq!(d.broken[0].0, 1);
-        assert!(d.broken[0].1.contains("outside the 5 symbols"));
+        let body = req.encode_to_vec();
+        decode(Protocol::V2, &body, |d| {
+            assert_eq!(d.series.len(), 1);
+            assert_eq!(d.series[0].labels[1], ("job", "a"));
+            assert_eq!(d.broken.len(), 1);
+            assert_eq!(d.broken[0].0, 1);
+            assert!(d.broken[0].1.contains("outside the 5 symbols"));
+            assert_eq!(d.received(), 2);
+        })
+        .unwrap();
     }
 }

@@ -43,7 +43,7 @@ impl Distributor for DistributorService {
             let tenant = self.tenant(&req.tenant)?;
             self.inner
                 .pusher
-                .push(&tenant, req.timeseries, Vec::new())
+                .push_series(&tenant, &req.timeseries)
                 .await
         }
         .await;

@@ -16,7 +16,8 @@ use crate::DistributorError;
 use crate::decode::{Protocol, check_encoding, decode, decompress, negotiate};
 use crate::distributor::Inner;
 use crate::metrics::RequestLabels;
-use crate::validate::Refusal;
+use crate::push::now_ms;
+use crate::validate::{Refusal, validate};
 
 /// Response headers of remote write 2.0: what was written of the request.
 pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
@@ -137,27 +138,32 @@ async fn handle(
             DistributorError::BadBody(format!("reading the body: {e}"))
         }
     })?;
-    // Decompression and protobuf decoding are CPU work proportional to the
-    // body: off the async workers.
-    let decoded = tokio::task::spawn_blocking(move || {
+    // Decompression, protobuf decoding and validation are CPU work
+    // proportional to the body: off the async workers. Validation runs
+    // there too because the decoded series borrow from the body.
+    let limits = inner.pusher.limits(&tenant);
+    let (received, validated, pre_refused) = tokio::task::spawn_blocking(move || {
         let raw = decompress(&compressed, limit)?;
-        decode(protocol, &raw)
+        decode(protocol, &raw, |d| {
+            let received = d.received();
+            let pre_refused: Vec<Refusal> = d
+                .broken
+                .into_iter()
+                .map(|(i, message, samples)| Refusal {
+                    series: format!("#{i} of the request"),
+                    reason: "invalid_symbol_ref",
+                    message,
+                    samples,
+                })
+                .collect();
+            (received, validate(d.series, &limits, now_ms()), pre_refused)
+        })
     })
     .await
     .map_err(|e| DistributorError::BadBody(format!("decoding task failed: {e}")))??;
-    let pre_refused = decoded
-        .broken
-        .into_iter()
-        .map(|(i, message, samples)| Refusal {
-            series: format!("#{i} of the request"),
-            reason: "invalid_symbol_ref",
-            message,
-            samples,
-        })
-        .collect();
     let outcome = inner
         .pusher
-        .push(&tenant, decoded.timeseries, pre_refused)
+        .push(&tenant, received, validated, pre_refused)
         .await?;
     outcome.into_result(inner.cfg.max_reported_refusals)
 }

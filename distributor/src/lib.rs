@@ -28,6 +28,7 @@ mod metrics;
 mod push;
 mod rate;
 pub mod validate;
+mod wire;
 
 pub use config::DistributorConfig;
 pub use distributor::{Distributor, SERVICE_NAME};

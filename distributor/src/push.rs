@@ -14,10 +14,11 @@ use tidemark_server::ErrorKind;
 use tracing::{debug, warn};
 
 use crate::DistributorError;
+use crate::limits::Limits;
 use crate::limits::LimitsResolver;
 use crate::metrics::{DistributorMetrics, TenantLabel};
 use crate::rate::RateLimiter;
-use crate::validate::{Refusal, ValidSeries, validate};
+use crate::validate::{RawSeries, Refusal, ValidSeries, Validated, validate};
 
 /// What a push did. Refusals do not fail the push: the HTTP layer turns
 /// them into a 400 that names them, gRPC returns them in the response.
@@ -71,7 +72,8 @@ pub(crate) struct Pusher {
     pub(crate) metrics: DistributorMetrics,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock time in ms: the reference of the timestamp limits.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -103,28 +105,42 @@ struct Replicated {
 }
 
 impl Pusher {
-    /// Pushes `timeseries` of `tenant`. `pre_refused` are refusals found
-    /// while decoding (counted and reported like validation's).
+    /// The tenant's limits, for validating its requests.
+    pub(crate) fn limits(&self, tenant: &TenantId) -> Limits {
+        self.limits.for_tenant(tenant)
+    }
+
+    /// Validates `timeseries` and pushes them (the gRPC path: the scrapers'
+    /// batches, already decoded).
+    pub(crate) async fn push_series(
+        &self,
+        tenant: &TenantId,
+        timeseries: &[pb::TimeSeries],
+    ) -> Result<PushOutcome, DistributorError> {
+        let raw: Vec<RawSeries<'_>> = timeseries.iter().map(RawSeries::from_proto).collect();
+        let received = raw.iter().map(RawSeries::received).sum();
+        let validated = validate(raw, &self.limits(tenant), now_ms());
+        self.push(tenant, received, validated, Vec::new()).await
+    }
+
+    /// Pushes the validated series of one request of `tenant`, which
+    /// carried `received` samples. `pre_refused` are refusals found while
+    /// decoding (counted and reported like validation's).
     pub(crate) async fn push(
         &self,
         tenant: &TenantId,
-        timeseries: Vec<pb::TimeSeries>,
+        received: u64,
+        mut validated: Validated,
         pre_refused: Vec<Refusal>,
     ) -> Result<PushOutcome, DistributorError> {
         let t = tenant.as_str();
-        let received: u64 = timeseries
-            .iter()
-            .map(|ts| (ts.samples.len() + ts.histograms.len()) as u64)
-            .sum::<u64>()
-            + pre_refused.iter().map(|r| r.samples).sum::<u64>();
         self.metrics
             .received_samples
             .get_or_create(&TenantLabel {
                 tenant: t.to_string(),
             })
             .inc_by(received);
-        let limits = self.limits.for_tenant(tenant);
-        let mut validated = validate(timeseries, &limits, now_ms());
+        let limits = self.limits(tenant);
         let mut refusals = pre_refused;
         refusals.append(&mut validated.refusals);
 
@@ -221,9 +237,10 @@ impl Pusher {
         let calls = per_ingester.into_iter().map(|(addr, idx)| async move {
             let req = ing::PushRequest {
                 tenant: tenant.as_str().to_string(),
-                timeseries: idx.iter().map(|&i| series[i].timeseries.clone()).collect(),
+                timeseries: Vec::new(),
                 metadata: Vec::new(),
                 max_series,
+                series: idx.iter().map(|&i| series[i].packed.clone()).collect(),
             };
             let result = match self.pool.client(&addr) {
                 Ok(mut c) => c.push(req).await.map(|r| r.into_inner()),
@@ -271,7 +288,7 @@ impl Pusher {
         }
         for (i, s) in series.iter().enumerate() {
             if acks[i] >= quorum[i] {
-                rep.samples_acked += s.timeseries.samples.len() as u64;
+                rep.samples_acked += s.packed.timestamps.len() as u64;
             } else {
                 rep.failed_series += 1;
             }

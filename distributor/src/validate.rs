@@ -23,6 +23,7 @@
 //! pass through bit for bit.
 
 use tidemark_model::{Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
+use tidemark_proto::ingester as ing;
 use tidemark_proto::prometheus as pb;
 
 use crate::limits::Limits;
@@ -40,12 +41,44 @@ pub struct Refusal {
     pub samples: u64,
 }
 
+/// A series as a request carried it, its strings borrowed from the
+/// request (see [`crate::decode`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawSeries<'a> {
+    /// As sent: maybe unsorted, maybe with empty values.
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub samples: Vec<pb::Sample>,
+    /// Native histogram samples, only counted: refused until stored.
+    pub histograms: u64,
+}
+
+impl<'a> RawSeries<'a> {
+    /// Borrows a remote write 1.0 series (the scrapers' gRPC push).
+    pub fn from_proto(ts: &'a pb::TimeSeries) -> Self {
+        RawSeries {
+            labels: ts
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect(),
+            samples: ts.samples.clone(),
+            histograms: ts.histograms.len() as u64,
+        }
+    }
+
+    /// Samples and histograms: what the request counts as received.
+    pub fn received(&self) -> u64 {
+        self.samples.len() as u64 + self.histograms
+    }
+}
+
 /// A series that passed validation, ready to be sharded.
 #[derive(Debug, Clone)]
 pub struct ValidSeries {
     pub labels: Labels,
-    /// Sorted, cleaned labels and the accepted samples only.
-    pub timeseries: pb::TimeSeries,
+    /// What the ingesters receive: the labels packed, the accepted samples
+    /// only.
+    pub packed: ing::PackedSeries,
 }
 
 /// The outcome of validating one request.
@@ -61,11 +94,11 @@ pub struct Validated {
 const SHOWN_VALUE: usize = 64;
 
 /// The series in Prometheus notation, for messages.
-pub fn describe(labels: &[pb::Label]) -> String {
+pub fn describe(labels: &[(&str, &str)]) -> String {
     let mut out = String::new();
-    let name = labels.iter().find(|l| l.name == METRIC_NAME);
+    let name = labels.iter().find(|l| l.0 == METRIC_NAME);
     if let Some(n) = name {
-        out.push_str(&shorten(&n.value));
+        out.push_str(&shorten(n.1));
         if labels.len() == 1 {
             // Like Prometheus: a bare metric name has no braces.
             return out;
@@ -73,14 +106,14 @@ pub fn describe(labels: &[pb::Label]) -> String {
     }
     out.push('{');
     let mut first = true;
-    for l in labels.iter().filter(|l| l.name != METRIC_NAME) {
+    for (n, v) in labels.iter().filter(|l| l.0 != METRIC_NAME) {
         if !first {
             out.push_str(", ");
         }
         first = false;
-        out.push_str(&shorten(&l.name));
+        out.push_str(&shorten(n));
         out.push('=');
-        out.push_str(&format!("{:?}", shorten(&l.value)));
+        out.push_str(&format!("{:?}", shorten(v)));
     }
     out.push('}');
     out
@@ -100,35 +133,32 @@ fn shorten(s: &str) -> String {
 /// Checks the labels of one series; `Err((reason, message))` on the first
 /// broken rule. Sorts and cleans `labels` in place.
 fn check_labels(
-    labels: &mut Vec<pb::Label>,
+    labels: &mut Vec<(&str, &str)>,
     limits: &Limits,
 ) -> Result<(), (&'static str, String)> {
-    labels.retain(|l| !l.value.is_empty());
-    if !labels.is_sorted_by(|a, b| a.name <= b.name) {
-        labels.sort_by(|a, b| a.name.cmp(&b.name));
+    labels.retain(|l| !l.1.is_empty());
+    if !labels.is_sorted_by(|a, b| a.0 <= b.0) {
+        labels.sort_by(|a, b| a.0.cmp(b.0));
     }
-    if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
+    if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err((
             "duplicate_label_names",
-            format!(
-                "label name {:?} appears more than once",
-                shorten(&w[0].name)
-            ),
+            format!("label name {:?} appears more than once", shorten(w[0].0)),
         ));
     }
-    match labels.iter().find(|l| l.name == METRIC_NAME) {
+    match labels.iter().find(|l| l.0 == METRIC_NAME) {
         None => {
             return Err((
                 "missing_metric_name",
                 "the series has no metric name (__name__ label)".to_string(),
             ));
         }
-        Some(n) if !is_valid_metric_name(&n.value) => {
+        Some(n) if !is_valid_metric_name(n.1) => {
             return Err((
                 "metric_name_invalid",
                 format!(
                     "metric name {:?} is not valid: it must match [a-zA-Z_:][a-zA-Z0-9_:]*",
-                    shorten(&n.value)
+                    shorten(n.1)
                 ),
             ));
         }
@@ -144,34 +174,34 @@ fn check_labels(
             ),
         ));
     }
-    for l in labels.iter() {
-        if !is_valid_label_name(&l.name) {
+    for &(name, value) in labels.iter() {
+        if !is_valid_label_name(name) {
             return Err((
                 "label_name_invalid",
                 format!(
                     "label name {:?} is not valid: it must match [a-zA-Z_][a-zA-Z0-9_]*",
-                    shorten(&l.name)
+                    shorten(name)
                 ),
             ));
         }
-        if l.name.len() > limits.max_label_name_length as usize {
+        if name.len() > limits.max_label_name_length as usize {
             return Err((
                 "label_name_too_long",
                 format!(
                     "label name {:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
-                    shorten(&l.name),
-                    l.name.len(),
+                    shorten(name),
+                    name.len(),
                     limits.max_label_name_length
                 ),
             ));
         }
-        if l.value.len() > limits.max_label_value_length as usize {
+        if value.len() > limits.max_label_value_length as usize {
             return Err((
                 "label_value_too_long",
                 format!(
                     "the value of label {:?} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
-                    shorten(&l.name),
-                    l.value.len(),
+                    shorten(name),
+                    value.len(),
                     limits.max_label_value_length
                 ),
             ));
@@ -182,7 +212,7 @@ fn check_labels(
 
 /// Validates every series of a request against the tenant's `limits` at
 /// wall-clock time `now_ms`.
-pub fn validate(timeseries: Vec<pb::TimeSeries>, limits: &Limits, now_ms: i64) -> Validated {
+pub fn validate(timeseries: Vec<RawSeries<'_>>, limits: &Limits, now_ms: i64) -> Validated {
     let mut out = Validated {
         series: Vec::with_capacity(timeseries.len()),
         ..Validated::default()
@@ -199,23 +229,21 @@ pub fn validate(timeseries: Vec<pb::TimeSeries>, limits: &Limits, now_ms: i64) -
                 series: describe(&ts.labels),
                 reason,
                 message,
-                samples: (ts.samples.len() + ts.histograms.len()) as u64,
+                samples: ts.received(),
             });
             continue;
         }
-        if !ts.histograms.is_empty() {
+        if ts.histograms > 0 {
             out.refusals.push(Refusal {
                 series: describe(&ts.labels),
                 reason: "native_histogram_unsupported",
                 message: format!(
                     "{} native histogram samples refused: native histograms are not stored yet",
-                    ts.histograms.len()
+                    ts.histograms
                 ),
-                samples: ts.histograms.len() as u64,
+                samples: ts.histograms,
             });
-            ts.histograms = Vec::new();
         }
-        ts.exemplars = Vec::new();
         if ts
             .samples
             .iter()
@@ -262,16 +290,14 @@ pub fn validate(timeseries: Vec<pb::TimeSeries>, limits: &Limits, now_ms: i64) -
             // Nothing to write: refused above, or a series without samples.
             continue;
         }
-        let labels = Labels::from_sorted_pairs(
-            ts.labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str())),
-        );
+        let labels = Labels::from_sorted_pairs(ts.labels.iter().copied());
         out.samples += ts.samples.len() as u64;
-        out.series.push(ValidSeries {
-            labels,
-            timeseries: ts,
-        });
+        let packed = ing::PackedSeries {
+            labels: bytes::Bytes::copy_from_slice(labels.packed()),
+            timestamps: ts.samples.iter().map(|s| s.timestamp).collect(),
+            values: ts.samples.iter().map(|s| s.value).collect(),
+        };
+        out.series.push(ValidSeries { labels, packed });
     }
     out
 }
@@ -281,15 +307,9 @@ mod tests {
     use super::*;
     use tidemark_model::STALE_NAN_BITS;
 
-    fn ts(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
-        pb::TimeSeries {
-            labels: pairs
-                .iter()
-                .map(|(n, v)| pb::Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
+    fn ts<'a>(pairs: &[(&'a str, &'a str)], samples: &[(i64, f64)]) -> RawSeries<'a> {
+        RawSeries {
+            labels: pairs.to_vec(),
             samples: samples
                 .iter()
                 .map(|&(t, v)| pb::Sample {
@@ -310,7 +330,7 @@ mod tests {
             max_label_value_length: 10,
             ..Limits::default()
         };
-        let cases: Vec<(pb::TimeSeries, &str, &str)> = vec![
+        let cases: Vec<(RawSeries, &str, &str)> = vec![
             (
                 ts(&[("job", "a")], &[(NOW, 1.0)]),
                 "missing_metric_name",
@@ -381,12 +401,8 @@ mod tests {
             NOW,
         );
         assert!(v.refusals.is_empty());
-        let names: Vec<_> = v.series[0]
-            .timeseries
-            .labels
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect();
+        let back = Labels::from_packed(&v.series[0].packed.labels).unwrap();
+        let names: Vec<_> = back.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["__name__", "job"]);
         assert_eq!(v.series[0].labels.to_string(), "up{job=\"a\"}");
     }
@@ -412,9 +428,10 @@ mod tests {
             NOW,
         );
         assert_eq!(v.samples, 2);
-        let kept = &v.series[0].timeseries.samples;
-        assert_eq!(kept[0].value.to_bits(), STALE_NAN_BITS);
-        assert!(kept[1].value.is_nan());
+        let kept = &v.series[0].packed.values;
+        assert_eq!(kept[0].to_bits(), STALE_NAN_BITS);
+        assert!(kept[1].is_nan());
+        assert_eq!(v.series[0].packed.timestamps, [NOW, NOW + 1]);
         let reasons: Vec<_> = v.refusals.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, ["too_far_in_future", "sample_too_old"]);
         assert!(

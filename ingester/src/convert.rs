@@ -1,6 +1,7 @@
 //! Conversions between the wire messages and the data model.
 
-use tidemark_model::{Labels, MatchOp, Matcher};
+use tidemark_model::{Labels, MatchOp, Matcher, Sample};
+use tidemark_proto::ingester as ing;
 use tidemark_proto::prometheus::{self as pb, label_matcher::Type};
 
 use crate::IngesterError;
@@ -11,6 +12,39 @@ use crate::IngesterError;
 pub(crate) fn labels_from_proto(labels: &[pb::Label]) -> Result<Labels, String> {
     Labels::from_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
         .map_err(|e| e.to_string())
+}
+
+/// A pushed series in the distributors' packed form, checked: the labels
+/// decode (see [`Labels::from_packed`]) and there is one value per
+/// timestamp.
+pub(crate) fn packed_series(s: &ing::PackedSeries) -> Result<(Labels, Vec<Sample>), String> {
+    if s.timestamps.len() != s.values.len() {
+        return Err(format!(
+            "{} timestamps but {} values",
+            s.timestamps.len(),
+            s.values.len()
+        ));
+    }
+    let labels = Labels::from_packed(&s.labels).map_err(|e| e.to_string())?;
+    let samples = s
+        .timestamps
+        .iter()
+        .zip(&s.values)
+        .map(|(&t, &v)| Sample::new(t, v))
+        .collect();
+    Ok((labels, samples))
+}
+
+/// Names a packed series whose labels may not decode: its position in the
+/// request and its labels as far as they are readable.
+pub(crate) fn describe_packed(index: usize, labels: &[u8]) -> String {
+    match Labels::from_packed(labels) {
+        Ok(l) => l.to_string(),
+        Err(_) => {
+            let shown: String = String::from_utf8_lossy(labels).chars().take(120).collect();
+            format!("series {index} of the request (packed labels {shown:?})")
+        }
+    }
 }
 
 pub(crate) fn labels_to_proto(labels: &Labels) -> Vec<pb::Label> {

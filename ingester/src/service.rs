@@ -18,7 +18,8 @@ use tracing::warn;
 
 use crate::blocks::merge_series;
 use crate::convert::{
-    describe_proto_labels, labels_from_proto, labels_to_proto, matchers_from_proto,
+    describe_packed, describe_proto_labels, labels_from_proto, labels_to_proto,
+    matchers_from_proto, packed_series,
 };
 use crate::ingester::Shared;
 use crate::metrics::{RefusedLabels, TenantLabel};
@@ -100,7 +101,7 @@ impl Ingester for IngesterService {
         let metrics = &self.shared.metrics;
         let mut errors = Vec::new();
         let mut refused_by_reason: Vec<(&'static str, u64)> = Vec::new();
-        let mut batch = Vec::with_capacity(req.timeseries.len());
+        let mut batch = Vec::with_capacity(req.timeseries.len() + req.series.len());
         for ts in req.timeseries {
             let samples: Vec<Sample> = ts
                 .samples
@@ -116,6 +117,21 @@ impl Ingester for IngesterService {
                         series: describe_proto_labels(&ts.labels),
                         message,
                         samples_refused: samples.len() as u64,
+                    });
+                }
+            }
+        }
+        for (i, ps) in req.series.into_iter().enumerate() {
+            match packed_series(&ps) {
+                Ok(entry) => batch.push(entry),
+                Err(message) => {
+                    let refused = ps.timestamps.len().max(ps.values.len()) as u64;
+                    refused_by_reason.push(("label_invalid", refused));
+                    errors.push(SeriesError {
+                        reason: Reason::InvalidLabels as i32,
+                        series: describe_packed(i, &ps.labels),
+                        message,
+                        samples_refused: refused,
                     });
                 }
             }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use tidemark_ingester::{Ingester, IngesterConfig};
-use tidemark_model::{STALE_NAN_BITS, TenantId};
+use tidemark_model::{Labels, STALE_NAN_BITS, TenantId};
 use tidemark_proto::ingester::{
-    LabelNamesRequest, LabelValuesRequest, PushRequest, SelectRequest,
+    LabelNamesRequest, LabelValuesRequest, PackedSeries, PushRequest, SelectRequest,
     ingester_client::IngesterClient, series_error::Reason,
 };
 use tidemark_proto::prometheus as pb;
@@ -128,8 +128,7 @@ async fn acknowledged_samples_survive_a_restart_bit_exact() {
                 &[("__name__", "up"), ("job", "node")],
                 &[(1000, 1.0), (2000, f64::from_bits(STALE_NAN_BITS))],
             )],
-            metadata: Vec::new(),
-            max_series: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -157,6 +156,100 @@ async fn acknowledged_samples_survive_a_restart_bit_exact() {
 }
 
 #[tokio::test]
+async fn packed_series_are_written_next_to_remote_write_series_and_bad_ones_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), IngesterConfig::default()).await;
+    let packed = |pairs: &[(&str, &str)], samples: &[(i64, f64)]| PackedSeries {
+        labels: bytes::Bytes::copy_from_slice(
+            Labels::from_pairs(pairs.iter().copied()).unwrap().packed(),
+        ),
+        timestamps: samples.iter().map(|s| s.0).collect(),
+        values: samples.iter().map(|s| s.1).collect(),
+    };
+    let mut uneven = packed(&[("__name__", "uneven")], &[(1000, 1.0)]);
+    uneven.values.push(2.0);
+    let resp = r
+        .client
+        .push(PushRequest {
+            tenant: "t".into(),
+            timeseries: vec![ts(&[("__name__", "old_form")], &[(1000, 1.0)])],
+            series: vec![
+                packed(
+                    &[("__name__", "up"), ("job", "node")],
+                    &[(1000, 1.0), (2000, 2.0)],
+                ),
+                PackedSeries {
+                    labels: bytes::Bytes::from_static(b"\x01b\x01x\x01a\x01y"),
+                    timestamps: vec![1000],
+                    values: vec![1.0],
+                },
+                uneven,
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.samples_written, 3);
+    let errors: Vec<_> = resp
+        .errors
+        .iter()
+        .map(|e| {
+            (
+                Reason::try_from(e.reason).unwrap(),
+                e.series.as_str(),
+                e.message.as_str(),
+                e.samples_refused,
+            )
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].0, Reason::InvalidLabels);
+    assert!(
+        errors[0].1.starts_with("series 1 of the request"),
+        "{errors:?}"
+    );
+    assert!(errors[0].2.contains("names not sorted"), "{errors:?}");
+    assert_eq!(errors[1].1, "uneven");
+    assert!(
+        errors[1].2.contains("1 timestamps but 2 values"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1].3, 2);
+
+    let got: Vec<_> = select(&mut r.client, "t", vec![], 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let name = s
+                .labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .unwrap()
+                .value
+                .clone();
+            (
+                name,
+                s.samples
+                    .iter()
+                    .map(|x| (x.timestamp, x.value))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("old_form".to_string(), vec![(1000, 1.0)]),
+            ("up".to_string(), vec![(1000, 1.0), (2000, 2.0)]),
+        ]
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
 async fn per_series_refusals_come_back_without_failing_the_push() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = IngesterConfig {
@@ -168,8 +261,7 @@ async fn per_series_refusals_come_back_without_failing_the_push() {
     let push = |series: Vec<pb::TimeSeries>| PushRequest {
         tenant: "t".into(),
         timeseries: series,
-        metadata: Vec::new(),
-        max_series: 0,
+        ..Default::default()
     };
     r.client
         .push(push(vec![

@@ -22,6 +22,8 @@ pub enum ModelError {
         regex: String,
         reason: String,
     },
+    #[error("malformed packed label set at byte {offset}: {reason}")]
+    MalformedPacked { offset: usize, reason: &'static str },
     #[error("invalid tenant id {tenant:?}: {reason}")]
     InvalidTenant { tenant: String, reason: String },
 }

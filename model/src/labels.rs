@@ -34,7 +34,7 @@ impl Label {
 /// The invariants (sorted, unique, no empty values) are established by the
 /// constructors, so readers never re-check them.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Option<Arc<[u8]>>);
+pub struct Labels(Option<Arc<str>>);
 
 /// Whether `name` is a legal label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
 pub fn is_valid_label_name(name: &str) -> bool {
@@ -56,26 +56,60 @@ pub fn is_valid_metric_name(name: &str) -> bool {
     bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
 }
 
-fn put_uvarint(buf: &mut Vec<u8>, mut x: usize) {
-    while x >= 0x80 {
-        buf.push((x as u8) | 0x80);
-        x >>= 7;
+/// Appends a length in 6-bit groups, low group first, every byte below
+/// 0x80 (0x40 marks that more groups follow): the buffer stays ASCII
+/// outside the names and values, so the whole of it is a `str` and reading
+/// a pair back needs no UTF-8 check.
+fn put_len(buf: &mut String, mut x: usize) {
+    while x >= 0x40 {
+        buf.push(char::from(0x40 | (x & 0x3f) as u8));
+        x >>= 6;
     }
-    buf.push(x as u8);
+    buf.push(char::from(x as u8));
 }
 
-fn get_uvarint(buf: &[u8], pos: &mut usize) -> usize {
+fn get_len(buf: &[u8], pos: &mut usize) -> usize {
     let mut x = 0usize;
     let mut shift = 0;
     loop {
         let b = buf[*pos];
         *pos += 1;
-        x |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
+        x |= ((b & 0x3f) as usize) << shift;
+        if b < 0x40 {
             return x;
         }
-        shift += 7;
+        shift += 6;
     }
+}
+
+/// One length-prefixed string of a packed label set from another process,
+/// every step checked.
+fn packed_field<'a>(s: &'a str, pos: &mut usize) -> Result<&'a str, ModelError> {
+    let bad = |offset, reason| ModelError::MalformedPacked { offset, reason };
+    let bytes = s.as_bytes();
+    let start = *pos;
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let &b = bytes
+            .get(*pos)
+            .ok_or(bad(start, "length runs past the end"))?;
+        *pos += 1;
+        if b >= 0x80 || shift > 48 {
+            return Err(bad(start, "bad length prefix"));
+        }
+        len |= usize::from(b & 0x3f) << shift;
+        if b < 0x40 {
+            break;
+        }
+        shift += 6;
+    }
+    let end = pos.checked_add(len).ok_or(bad(start, "length overflows"))?;
+    let out = s
+        .get(*pos..end)
+        .ok_or(bad(start, "string runs past the end"))?;
+    *pos = end;
+    Ok(out)
 }
 
 impl Labels {
@@ -122,21 +156,71 @@ impl Labels {
     }
 
     fn encode_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut buf = Vec::new();
+        let mut buf = String::new();
         for (n, v) in pairs {
             if v.is_empty() {
                 continue;
             }
-            put_uvarint(&mut buf, n.len());
-            buf.extend_from_slice(n.as_bytes());
-            put_uvarint(&mut buf, v.len());
-            buf.extend_from_slice(v.as_bytes());
+            put_len(&mut buf, n.len());
+            buf.push_str(n);
+            put_len(&mut buf, v.len());
+            buf.push_str(v);
         }
         if buf.is_empty() {
             Labels(None)
         } else {
-            Labels(Some(Arc::from(buf.into_boxed_slice())))
+            Labels(Some(Arc::from(buf)))
         }
+    }
+
+    /// The label set's encoding: what [`Labels::from_packed`] reads back.
+    /// tidemark processes send series in this form to each other, so the
+    /// receiver builds a label set with one copy instead of sorting and
+    /// encoding pairs of strings.
+    pub fn packed(&self) -> &[u8] {
+        self.0.as_deref().map_or(&[], str::as_bytes)
+    }
+
+    /// Reads a [`Labels::packed`] encoding that came from another process,
+    /// checking everything the constructors guarantee: UTF-8, lengths
+    /// inside the buffer, names sorted and unique, values non-empty.
+    pub fn from_packed(bytes: &[u8]) -> Result<Self, ModelError> {
+        let s = std::str::from_utf8(bytes).map_err(|e| ModelError::MalformedPacked {
+            offset: e.valid_up_to(),
+            reason: "not UTF-8",
+        })?;
+        let mut pos = 0;
+        let mut prev: Option<&str> = None;
+        while pos < bytes.len() {
+            let at = pos;
+            let name = packed_field(s, &mut pos)?;
+            let value = packed_field(s, &mut pos)?;
+            if value.is_empty() {
+                return Err(ModelError::EmptyLabelValue {
+                    name: name.to_string(),
+                });
+            }
+            match prev {
+                Some(p) if p == name => {
+                    return Err(ModelError::DuplicateLabelName {
+                        name: name.to_string(),
+                    });
+                }
+                Some(p) if p > name => {
+                    return Err(ModelError::MalformedPacked {
+                        offset: at,
+                        reason: "names not sorted",
+                    });
+                }
+                _ => {}
+            }
+            prev = Some(name);
+        }
+        Ok(if s.is_empty() {
+            Labels(None)
+        } else {
+            Labels(Some(Arc::from(s)))
+        })
     }
 
     fn is_sorted_unique(&self) -> bool {
@@ -166,7 +250,7 @@ impl Labels {
     /// Iterates over `(name, value)` pairs in name order.
     pub fn iter(&self) -> LabelsIter<'_> {
         LabelsIter {
-            buf: self.0.as_deref().unwrap_or(&[]),
+            buf: self.0.as_deref().unwrap_or(""),
             pos: 0,
         }
     }
@@ -233,7 +317,7 @@ impl Labels {
 
 /// Iterator over the pairs of a [`Labels`].
 pub struct LabelsIter<'a> {
-    buf: &'a [u8],
+    buf: &'a str,
     pos: usize,
 }
 
@@ -244,15 +328,13 @@ impl<'a> Iterator for LabelsIter<'a> {
         if self.pos >= self.buf.len() {
             return None;
         }
-        let n_len = get_uvarint(self.buf, &mut self.pos);
+        let bytes = self.buf.as_bytes();
+        let n_len = get_len(bytes, &mut self.pos);
         let n = &self.buf[self.pos..self.pos + n_len];
         self.pos += n_len;
-        let v_len = get_uvarint(self.buf, &mut self.pos);
+        let v_len = get_len(bytes, &mut self.pos);
         let v = &self.buf[self.pos..self.pos + v_len];
         self.pos += v_len;
-        // The buffer is only ever built from &str slices.
-        let n = std::str::from_utf8(n).expect("labels buffer holds UTF-8 names");
-        let v = std::str::from_utf8(v).expect("labels buffer holds UTF-8 values");
         Some((n, v))
     }
 }
@@ -432,9 +514,37 @@ mod tests {
         assert!(a < b && b < c);
     }
 
+    #[test]
+    fn packed_form_reads_back_and_bad_bytes_are_refused() {
+        let l = Labels::from_pairs([
+            ("job", "node"),
+            ("__name__", "up"),
+            ("v", &"x".repeat(5000)),
+        ])
+        .unwrap();
+        assert_eq!(Labels::from_packed(l.packed()).unwrap(), l);
+        assert_eq!(Labels::from_packed(&[]).unwrap(), Labels::empty());
+        let bad = |b: &[u8]| Labels::from_packed(b).unwrap_err().to_string();
+        // Cut short, in a length and in a string.
+        let p = l.packed();
+        assert!(bad(&p[..p.len() - 1]).contains("runs past the end"));
+        assert!(bad(&[0x41]).contains("runs past the end"));
+        // Unsorted, duplicate, empty value, not UTF-8.
+        assert!(bad(b"\x01b\x01x\x01a\x01y").contains("not sorted"));
+        assert!(bad(b"\x01a\x01x\x01a\x01y").contains("duplicate label name"));
+        assert!(bad(b"\x01a\x00").contains("empty value"));
+        assert!(bad(b"\x01a\x01\xff").contains("not UTF-8"));
+    }
+
     proptest! {
         #[test]
-        fn roundtrip(pairs in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,20}", 0..12)) {
+        fn packed_roundtrip(pairs in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,300}", 0..12)) {
+            let l = Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+            prop_assert_eq!(Labels::from_packed(l.packed()).unwrap(), l);
+        }
+
+        #[test]
+        fn roundtrip(pairs in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,300}", 0..12)) {
             let l = Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
             let back: Vec<(String, String)> = l.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
             let want: Vec<(String, String)> = pairs.into_iter().collect();

@@ -103,29 +103,32 @@ struct BucketReader {
 }
 
 impl BucketReader {
-    /// Runs `f` over every block of the range on a blocking thread (block
-    /// reads are synchronous ranged GETs).
+    /// Runs `f` over every block of the range, each block on its own
+    /// blocking thread (block reads are synchronous ranged GETs), so the
+    /// blocks of a long range are read in parallel.
     async fn over_blocks<T: Send + 'static>(
         &self,
         mint: i64,
         maxt: i64,
-        f: impl Fn(&BlockReader) -> Result<Vec<T>, tidemark_tsdb::TsdbError> + Send + 'static,
+        f: impl Fn(&BlockReader) -> Result<Vec<T>, tidemark_tsdb::TsdbError> + Send + Sync + 'static,
     ) -> Result<Vec<T>, StorageError> {
         let blocks = self.store.blocks(&self.tenant, mint, maxt).await?;
-        if blocks.is_empty() {
-            return Ok(Vec::new());
-        }
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            for b in &blocks {
-                out.extend(f(b).map_err(|e| {
+        let f = Arc::new(f);
+        let reads = blocks.into_iter().map(|b| {
+            let f = Arc::clone(&f);
+            tokio::task::spawn_blocking(move || {
+                f(&b).map_err(|e| {
                     StorageError::Unavailable(format!("reading block {}: {e}", b.dir().display()))
-                })?);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StorageError::Message(format!("block read task failed: {e}")))?
+                })
+            })
+        });
+        let mut out = Vec::new();
+        for r in futures::future::join_all(reads).await {
+            out.extend(
+                r.map_err(|e| StorageError::Message(format!("block read task failed: {e}")))??,
+            );
+        }
+        Ok(out)
     }
 }
 

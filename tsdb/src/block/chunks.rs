@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::codec::{Decbuf, check_crc, corrupt, crc32};
@@ -214,8 +215,8 @@ impl ChunkReader {
         Self::new(segments)
     }
 
-    /// Reads and checks one chunk.
-    pub fn chunk(&self, r: ChunkRef) -> Result<XorChunk, TsdbError> {
+    /// The segment a reference names, checking the offset is inside it.
+    fn segment(&self, r: ChunkRef) -> Result<&dyn ByteSource, TsdbError> {
         let Some(seg) = self.segments.get(r.segment() as usize) else {
             return Err(TsdbError::CorruptBlock {
                 path: PathBuf::from("chunks"),
@@ -228,43 +229,141 @@ impl ChunkReader {
                 ),
             });
         };
+        if u64::from(r.offset()) >= seg.len() {
+            return Err(corrupt(
+                seg.path(),
+                u64::from(r.offset()),
+                format!(
+                    "chunk reference {:#x} points past the end of the segment ({} bytes)",
+                    r.0,
+                    seg.len()
+                ),
+            ));
+        }
+        Ok(seg.as_ref())
+    }
+
+    /// Reads and checks one chunk.
+    pub fn chunk(&self, r: ChunkRef) -> Result<XorChunk, TsdbError> {
+        let seg = self.segment(r)?;
         let off = u64::from(r.offset());
-        let avail = seg.len().saturating_sub(off);
-        let first = seg.read_range(off, (avail as usize).min(FIRST_READ))?;
-        let mut d = Decbuf::new(&first, off, seg.path());
-        let len = d.uvarint()?;
-        let len = usize::try_from(len).map_err(|_| d.corrupt("chunk length overflows"))?;
-        let head = (d.offset() - off) as usize;
-        let total = head
-            .checked_add(len)
-            .and_then(|x| x.checked_add(5))
-            .ok_or_else(|| d.corrupt("chunk length overflows"))?;
-        let owned;
-        let buf: &[u8] = if total <= first.len() {
-            &first[..total]
-        } else {
-            owned = seg.read_range(off, total)?;
-            &owned
-        };
-        let body = &buf[head..head + 1 + len];
-        check_crc(seg.path(), off, body, &buf[head + 1 + len..])?;
-        match Encoding::from_byte(body[0]) {
-            Some(Encoding::Xor) => {}
-            Some(other) => {
-                return Err(corrupt(
-                    seg.path(),
-                    off,
-                    format!("chunk encoding {other:?} is not supported (only XOR float chunks)"),
-                ));
-            }
-            None => {
-                return Err(corrupt(
-                    seg.path(),
-                    off,
-                    format!("unknown chunk encoding {}", body[0]),
-                ));
+        let first = seg.read_range(off, first_read_len(seg, off))?;
+        match parse_chunk(seg.path(), off, &first)? {
+            Parsed::Chunk(c) => Ok(c),
+            Parsed::Needs(total) => {
+                let whole = seg.read_range(off, total)?;
+                parse_chunk(seg.path(), off, &whole)?.into_chunk(seg.path(), off)
             }
         }
-        XorChunk::from_bytes(body[1..].to_vec())
     }
+
+    /// Reads and checks the chunks `refs` name, returned in the order of
+    /// `refs`. Neighbouring chunks are read together: a chunk segment
+    /// holds a block's chunks series after series, so a select's chunks
+    /// come in a few long ranges instead of one read each (one request
+    /// per range to object storage, and all ranges of a segment in one
+    /// [`ByteSource::read_ranges`]).
+    pub fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<XorChunk>, TsdbError> {
+        let mut order: Vec<usize> = (0..refs.len()).collect();
+        order.sort_unstable_by_key(|&i| refs[i]);
+        let mut out: Vec<Option<XorChunk>> = (0..refs.len()).map(|_| None).collect();
+        for group in order.chunk_by(|&a, &b| refs[a].segment() == refs[b].segment()) {
+            let seg = self.segment(refs[group[0]])?;
+            let mut ranges: Vec<Range<u64>> = Vec::new();
+            let mut range_of = Vec::with_capacity(group.len());
+            for &k in group {
+                let off = u64::from(refs[k].offset());
+                let end = off + first_read_len(seg, off) as u64;
+                match ranges.last_mut() {
+                    Some(r) if off <= r.end + MAX_GAP && end - r.start <= MAX_RANGE => {
+                        r.end = r.end.max(end);
+                    }
+                    _ => ranges.push(off..end),
+                }
+                range_of.push(ranges.len() - 1);
+            }
+            let bufs = seg.read_ranges(&ranges)?;
+            for (&k, &ri) in group.iter().zip(&range_of) {
+                let off = u64::from(refs[k].offset());
+                let buf = &bufs[ri][(off - ranges[ri].start) as usize..];
+                let chunk = match parse_chunk(seg.path(), off, buf)? {
+                    Parsed::Chunk(c) => c,
+                    Parsed::Needs(total) => {
+                        let whole = seg.read_range(off, total)?;
+                        parse_chunk(seg.path(), off, &whole)?.into_chunk(seg.path(), off)?
+                    }
+                };
+                out[k] = Some(chunk);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
+/// Most bytes between two chunks that are read rather than skipped: less
+/// than the cost of another request.
+const MAX_GAP: u64 = 16 * 1024;
+/// Longest range read at once.
+const MAX_RANGE: u64 = 8 << 20;
+
+/// The first read for a chunk at `off`: [`FIRST_READ`] bytes, or up to
+/// the end of the segment.
+fn first_read_len(seg: &dyn ByteSource, off: u64) -> usize {
+    seg.len().saturating_sub(off).min(FIRST_READ as u64) as usize
+}
+
+/// A chunk parsed from the bytes read at its offset.
+enum Parsed {
+    Chunk(XorChunk),
+    /// The bytes read end inside the chunk: it needs this many.
+    Needs(usize),
+}
+
+impl Parsed {
+    fn into_chunk(self, path: &Path, off: u64) -> Result<XorChunk, TsdbError> {
+        match self {
+            Parsed::Chunk(c) => Ok(c),
+            Parsed::Needs(n) => Err(corrupt(
+                path,
+                off,
+                format!("chunk of {n} bytes is cut short"),
+            )),
+        }
+    }
+}
+
+/// Parses and checks the chunk starting at `buf[0]` (offset `off` of the
+/// segment `path`).
+fn parse_chunk(path: &Path, off: u64, buf: &[u8]) -> Result<Parsed, TsdbError> {
+    let mut d = Decbuf::new(buf, off, path);
+    let len = d.uvarint()?;
+    let len = usize::try_from(len).map_err(|_| d.corrupt("chunk length overflows"))?;
+    let head = (d.offset() - off) as usize;
+    let total = head
+        .checked_add(len)
+        .and_then(|x| x.checked_add(5))
+        .ok_or_else(|| d.corrupt("chunk length overflows"))?;
+    if total > buf.len() {
+        return Ok(Parsed::Needs(total));
+    }
+    let body = &buf[head..head + 1 + len];
+    check_crc(path, off, body, &buf[head + 1 + len..total])?;
+    match Encoding::from_byte(body[0]) {
+        Some(Encoding::Xor) => {}
+        Some(other) => {
+            return Err(corrupt(
+                path,
+                off,
+                format!("chunk encoding {other:?} is not supported (only XOR float chunks)"),
+            ));
+        }
+        None => {
+            return Err(corrupt(
+                path,
+                off,
+                format!("unknown chunk encoding {}", body[0]),
+            ));
+        }
+    }
+    XorChunk::from_bytes(body[1..].to_vec()).map(Parsed::Chunk)
 }

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use tidemark_model::{Labels, MatchOp, Matcher, Sample};
 
-use super::INDEX_FILENAME;
-use super::chunks::ChunkReader;
+use super::chunks::{ChunkReader, ChunkRef};
 use super::index_reader::{IndexReader, IndexSeries};
 use super::meta::BlockMeta;
 use super::source::{ByteSource, MemSource};
 use super::tombstones::Tombstones;
+use super::{ChunkMeta, INDEX_FILENAME};
 use crate::TsdbError;
+use crate::chunk::XorChunk;
 use crate::sorted;
 
 /// A series with its samples in a time range.
@@ -172,14 +173,61 @@ impl BlockReader {
         maxt: i64,
     ) -> Result<SeriesSamples, TsdbError> {
         let s = self.index.series(series_ref)?;
+        let metas = overlapping(&s, mint, maxt);
+        let refs: Vec<ChunkRef> = metas.iter().map(|m| m.chunk_ref).collect();
+        let chunks = self.chunks.chunks(&refs)?;
+        self.decode(series_ref, s.labels, &metas, chunks, mint, maxt)
+    }
+
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`
+    /// (both inclusive), sorted by labels. Series without samples in the
+    /// range are left out.
+    ///
+    /// Chunks are read for a batch of series at a time with
+    /// [`ChunkReader::chunks`], so neighbouring chunks come in one read
+    /// while memory stays bounded by the batch.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesSamples>, TsdbError> {
+        let mut out = Vec::new();
+        for batch in self.select_refs(matchers)?.chunks(SELECT_BATCH) {
+            let mut series = Vec::with_capacity(batch.len());
+            let mut refs = Vec::new();
+            for &r in batch {
+                let s = self.index.series(r)?;
+                let metas = overlapping(&s, mint, maxt);
+                refs.extend(metas.iter().map(|m| m.chunk_ref));
+                series.push((r, s.labels, metas));
+            }
+            let mut chunks = self.chunks.chunks(&refs)?.into_iter();
+            for (r, labels, metas) in series {
+                let mine: Vec<XorChunk> = chunks.by_ref().take(metas.len()).collect();
+                let s = self.decode(r, labels, &metas, mine, mint, maxt)?;
+                if !s.samples.is_empty() {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The samples of `chunks` (those of `metas`, in order) in
+    /// `[mint, maxt]`, tombstones of `series_ref` applied.
+    fn decode(
+        &self,
+        series_ref: u64,
+        labels: Labels,
+        metas: &[ChunkMeta],
+        chunks: Vec<XorChunk>,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<SeriesSamples, TsdbError> {
         let deleted = self.tombstones.intervals(series_ref);
         let mut samples = Vec::new();
-        for m in s
-            .chunks
-            .iter()
-            .filter(|m| m.max_time >= mint && m.min_time <= maxt)
-        {
-            let chunk = self.chunks.chunk(m.chunk_ref)?;
+        for (m, chunk) in metas.iter().zip(&chunks) {
             let mut it = chunk.iter();
             if let Some(first) = it.seek(mint) {
                 samples.extend(
@@ -193,32 +241,22 @@ impl BlockReader {
                 return Err(TsdbError::CorruptBlock {
                     path: self.dir.join("chunks"),
                     offset: m.chunk_ref.0,
-                    reason: format!("chunk of series {}: {e}", s.labels),
+                    reason: format!("chunk of series {labels}: {e}"),
                 });
             }
         }
-        Ok(SeriesSamples {
-            labels: s.labels,
-            samples,
-        })
+        Ok(SeriesSamples { labels, samples })
     }
+}
 
-    /// Series matching all `matchers` with their samples in `[mint, maxt]`
-    /// (both inclusive), sorted by labels. Series without samples in the
-    /// range are left out.
-    pub fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<SeriesSamples>, TsdbError> {
-        let mut out = Vec::new();
-        for r in self.select_refs(matchers)? {
-            let s = self.series_samples(r, mint, maxt)?;
-            if !s.samples.is_empty() {
-                out.push(s);
-            }
-        }
-        Ok(out)
-    }
+/// Series whose chunks [`BlockReader::select`] reads together.
+const SELECT_BATCH: usize = 4096;
+
+/// The chunks of `s` holding samples in `[mint, maxt]`.
+fn overlapping(s: &IndexSeries, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+    s.chunks
+        .iter()
+        .filter(|m| m.max_time >= mint && m.min_time <= maxt)
+        .copied()
+        .collect()
 }

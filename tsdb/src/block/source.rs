@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,16 @@ pub trait ByteSource: Send + Sync {
     /// Reads exactly `len` bytes at `offset`; fails if the range is not
     /// inside the source.
     fn read_range(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, TsdbError>;
+
+    /// Reads several ranges, in the order given. Sources where each read
+    /// has a fixed cost (a request to object storage) override it to fetch
+    /// them all in one round instead of one round per range.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Cow<'_, [u8]>>, TsdbError> {
+        ranges
+            .iter()
+            .map(|r| self.read_range(r.start, r.end.saturating_sub(r.start) as usize))
+            .collect()
+    }
 
     /// The name used in error messages (a path or an object key).
     fn path(&self) -> &Path;

@@ -378,3 +378,95 @@ mod corrupt_input {
         }
     }
 }
+
+/// A segment file that counts the read rounds asked of it.
+struct CountingSource {
+    inner: FileSource,
+    rounds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ByteSource for CountingSource {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_range(&self, offset: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>, TsdbError> {
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.read_range(offset, len)
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<std::borrow::Cow<'_, [u8]>>, TsdbError> {
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ranges
+            .iter()
+            .map(|r| self.inner.read_range(r.start, (r.end - r.start) as usize))
+            .collect()
+    }
+    fn path(&self) -> &std::path::Path {
+        self.inner.path()
+    }
+}
+
+#[test]
+fn select_reads_neighbouring_chunks_in_few_rounds_and_returns_them_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = BlockWriter::new();
+    let mut want = Vec::new();
+    for i in 0..300 {
+        let l = labels(&[("__name__", "m"), ("i", &format!("{i:03}"))]);
+        // Every tenth series has irregular values: its chunks are longer
+        // than the first read of a chunk and take a second read.
+        let s = if i % 10 == 0 {
+            samples(360, 0, 15_000, |k| ((k * 7919 + i) % 1013) as f64 / 7.0)
+        } else {
+            samples(360, 0, 15_000, |k| (k + i) as f64)
+        };
+        w.add_samples(l.clone(), &s).unwrap();
+        want.push((l, s));
+    }
+    let meta = w.write(dir.path()).unwrap();
+    let bdir = dir.path().join(meta.ulid.to_string());
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seg = CountingSource {
+        inner: FileSource::open(&bdir.join("chunks").join("000001")).unwrap(),
+        rounds: std::sync::Arc::clone(&rounds),
+    };
+    let chunks = ChunkReader::new(vec![Box::new(seg)]).unwrap();
+    let index = IndexReader::open(Box::new(
+        MemSource::read_file(&bdir.join(INDEX_FILENAME)).unwrap(),
+    ))
+    .unwrap();
+    let r = BlockReader::from_parts(bdir.clone(), meta, index, chunks, Tombstones::default());
+    rounds.store(0, std::sync::atomic::Ordering::Relaxed);
+
+    let got = r.select(&[], 0, 360 * 15_000).unwrap();
+    assert_eq!(got.len(), 300);
+    for (g, (l, s)) in got.iter().zip(&want) {
+        assert_eq!(&g.labels, l);
+        assert_eq!(&g.samples, s, "{l}");
+    }
+    // 900 chunks: one round for all, plus one per long chunk (30 series
+    // with 3 chunks each) instead of 900 or more.
+    let n = rounds.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n <= 1 + 90, "{n} read rounds for 900 chunks");
+
+    // Any order and repeats: each reference gets its own chunk back.
+    let s = r.series(r.select_refs(&[]).unwrap()[42]).unwrap();
+    let mut refs: Vec<ChunkRef> = s.chunks.iter().map(|m| m.chunk_ref).collect();
+    refs.reverse();
+    refs.push(refs[0]);
+    let batch = r.chunks().chunks(&refs).unwrap();
+    assert_eq!(batch.len(), refs.len());
+    for (c, cr) in batch.iter().zip(&refs) {
+        assert_eq!(c.bytes(), r.chunks().chunk(*cr).unwrap().bytes());
+    }
+    let past = ChunkRef::new(0, u32::MAX);
+    let err = r.chunks().chunks(&[past]).unwrap_err();
+    assert!(
+        err.to_string().contains("past the end of the segment"),
+        "{err}"
+    );
+}
