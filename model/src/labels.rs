@@ -349,18 +349,34 @@ impl<'a> IntoIterator for &'a Labels {
 
 impl Ord for Labels {
     /// Prometheus order: pair by pair, name then value; a prefix sorts first.
+    ///
+    /// Walks the two encodings byte-wise (UTF-8 byte order is code point
+    /// order, so comparing the bytes of two strings is comparing the
+    /// strings): sorting and merging series compare labels more than
+    /// anything else.
     fn cmp(&self, other: &Self) -> Ordering {
-        let mut a = self.iter();
-        let mut b = other.iter();
+        let (a, b) = (self.packed(), other.packed());
+        if a == b {
+            return Ordering::Equal;
+        }
+        let (mut i, mut j) = (0, 0);
         loop {
-            match (a.next(), b.next()) {
-                (None, None) => return Ordering::Equal,
-                (None, Some(_)) => return Ordering::Less,
-                (Some(_), None) => return Ordering::Greater,
-                (Some(x), Some(y)) => match x.cmp(&y) {
+            match (i < a.len(), j < b.len()) {
+                (false, false) => return Ordering::Equal,
+                (false, true) => return Ordering::Less,
+                (true, false) => return Ordering::Greater,
+                (true, true) => {}
+            }
+            // The name, then the value.
+            for _ in 0..2 {
+                let la = get_len(a, &mut i);
+                let lb = get_len(b, &mut j);
+                match a[i..i + la].cmp(&b[j..j + lb]) {
                     Ordering::Equal => {}
                     o => return o,
-                },
+                }
+                i += la;
+                j += lb;
             }
         }
     }
@@ -537,6 +553,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn order_is_pair_by_pair_name_then_value(
+            a in proptest::collection::btree_map("[a-c_]{1,3}", "\\PC{1,70}", 0..5),
+            b in proptest::collection::btree_map("[a-c_]{1,3}", "\\PC{1,70}", 0..5),
+        ) {
+            let la = Labels::from_pairs(a.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+            let lb = Labels::from_pairs(b.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+            let pa: Vec<(&String, &String)> = a.iter().collect();
+            let pb: Vec<(&String, &String)> = b.iter().collect();
+            prop_assert_eq!(la.cmp(&lb), pa.cmp(&pb));
+            prop_assert_eq!(la.cmp(&la.clone()), std::cmp::Ordering::Equal);
+        }
+
         #[test]
         fn packed_roundtrip(pairs in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,300}", 0..12)) {
             let l = Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();

@@ -1,7 +1,7 @@
 //! Merging the copies of series that several sources (replicas, and later
 //! block storage) return, removing duplicate samples.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use tidemark_model::{Labels, Sample};
 use tidemark_promql::Series;
@@ -14,9 +14,14 @@ use tidemark_promql::Series;
 /// is kept (replicas of an acknowledged write carry the same value; adding
 /// sources in a fixed order keeps the choice deterministic otherwise).
 /// Staleness markers are kept bit-exact.
+///
+/// Series are kept by hash and sorted once in [`SeriesMerger::finish`]: a
+/// lookup hashes and compares bytes, where a sorted map compared label
+/// sets pair by pair some log n times per series, which was a fifth of the
+/// CPU of a small query.
 #[derive(Debug, Default)]
 pub struct SeriesMerger {
-    series: BTreeMap<Labels, Vec<Sample>>,
+    series: HashMap<Labels, Vec<Sample>>,
 }
 
 impl SeriesMerger {
@@ -53,10 +58,13 @@ impl SeriesMerger {
 
     /// The merged series, sorted by labels.
     pub fn finish(self) -> Vec<Series> {
-        self.series
+        let mut out: Vec<Series> = self
+            .series
             .into_iter()
             .map(|(labels, samples)| Series::new(labels, samples))
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out
     }
 }
 
