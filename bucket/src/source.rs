@@ -67,8 +67,8 @@ impl ByteSource for ObjectSource {
             self.check(&(offset..offset))?;
             return Ok(Cow::Borrowed(&[]));
         }
-        let end = offset.checked_add(len as u64).unwrap_or(u64::MAX);
-        let mut bufs = self.read_ranges(&[offset..end])?;
+        let range = offset..offset.saturating_add(len as u64);
+        let mut bufs = self.read_ranges(std::slice::from_ref(&range))?;
         Ok(bufs.pop().unwrap_or_default())
     }
 

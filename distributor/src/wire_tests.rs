@@ -6,8 +6,12 @@ use tidemark_proto::prometheus as pb;
 
 use super::*;
 
+/// A decoded series, comparable: labels, (value bits, timestamp) samples,
+/// histogram count.
+type Plain = (Vec<(String, String)>, Vec<(u64, i64)>, u64);
+
 /// What prost decodes, in the decoder's terms.
-fn by_prost(body: &[u8]) -> Result<Vec<(Vec<(String, String)>, Vec<(u64, i64)>, u64)>, String> {
+fn by_prost(body: &[u8]) -> Result<Vec<Plain>, String> {
     let req = pb::WriteRequest::decode(body).map_err(|e| e.to_string())?;
     Ok(req
         .timeseries
@@ -25,7 +29,7 @@ fn by_prost(body: &[u8]) -> Result<Vec<(Vec<(String, String)>, Vec<(u64, i64)>, 
         .collect())
 }
 
-fn by_us(body: &[u8]) -> Result<Vec<(Vec<(String, String)>, Vec<(u64, i64)>, u64)>, String> {
+fn by_us(body: &[u8]) -> Result<Vec<Plain>, String> {
     Ok(decode_write_request(body)?
         .into_iter()
         .map(|s| {

@@ -691,15 +691,7 @@ fn killed_vertical_merge_of_replicas_loses_no_block_counts_no_sample_twice() {
     assert_eq!(partial.len(), 1, "{:?}", c.bucket_blocks());
     assert!(!c.indexed().contains(&partial[0]));
     let meta = c.local_merged_meta(&partial[0]).unwrap();
-    let range = (
-        meta["minTime"].as_i64().unwrap(),
-        meta["maxTime"].as_i64().unwrap(),
-    );
-    assert_eq!(
-        Some(&strings(&meta["compaction"]["sources"])),
-        replicas.get(&range),
-        "not a vertical merge of one range's copies: {meta}"
-    );
+    let range = vertical_merge_range(&meta, &replicas);
     assert_eq!(
         meta["stats"]["numSamples"].as_u64(),
         Some(samples_in(range))
@@ -730,15 +722,7 @@ fn killed_vertical_merge_of_replicas_loses_no_block_counts_no_sample_twice() {
         c.bucket_blocks()
     );
     let meta = c.bucket_meta(&unindexed[0]).unwrap();
-    let range = (
-        meta["minTime"].as_i64().unwrap(),
-        meta["maxTime"].as_i64().unwrap(),
-    );
-    assert_eq!(
-        Some(&strings(&meta["compaction"]["sources"])),
-        replicas.get(&range),
-        "not a vertical merge of one range's copies: {meta}"
-    );
+    let range = vertical_merge_range(&meta, &replicas);
     let (_, marks) = c.index().unwrap();
     assert!(
         replicas[&range].is_subset(&indexed) && replicas[&range].is_disjoint(&marks),
@@ -757,4 +741,19 @@ fn killed_vertical_merge_of_replicas_loses_no_block_counts_no_sample_twice() {
     c.restart_compactor(None);
     assert_settled(&c, &replicas);
     assert_exact(&c, w, &want, "after the final restart");
+}
+
+/// The 2 h range a merged block's `meta.json` covers, checking that its
+/// sources are exactly the copies of that range (a vertical merge).
+fn vertical_merge_range(meta: &Value, replicas: &Sources) -> (i64, i64) {
+    let range = (
+        meta["minTime"].as_i64().unwrap(),
+        meta["maxTime"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        Some(&strings(&meta["compaction"]["sources"])),
+        replicas.get(&range),
+        "not a vertical merge of one range's copies: {meta}"
+    );
+    range
 }

@@ -131,7 +131,7 @@ impl Drop for Script {
 fn free_base() -> u16 {
     loop {
         let base = free_port().saturating_sub(1);
-        if base < 1024 || base > 65_000 {
+        if !(1024..=65_000).contains(&base) {
             continue;
         }
         let free = OFFSETS
