@@ -142,7 +142,7 @@ async fn handle(
     // proportional to the body: off the async workers. Validation runs
     // there too because the decoded series borrow from the body.
     let limits = inner.pusher.limits(&tenant);
-    let (received, validated, pre_refused) = tokio::task::spawn_blocking(move || {
+    let (limits, received, validated, pre_refused) = tokio::task::spawn_blocking(move || {
         let raw = decompress(&compressed, limit)?;
         decode(protocol, &raw, |d| {
             let received = d.received();
@@ -156,14 +156,15 @@ async fn handle(
                     samples,
                 })
                 .collect();
-            (received, validate(d.series, &limits, now_ms()), pre_refused)
+            let validated = validate(d.series, &limits, now_ms());
+            (limits, received, validated, pre_refused)
         })
     })
     .await
     .map_err(|e| DistributorError::BadBody(format!("decoding task failed: {e}")))??;
     let outcome = inner
         .pusher
-        .push(&tenant, received, validated, pre_refused)
+        .push(&tenant, &limits, received, validated, pre_refused)
         .await?;
     outcome.into_result(inner.cfg.max_reported_refusals)
 }

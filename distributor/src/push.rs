@@ -119,16 +119,20 @@ impl Pusher {
     ) -> Result<PushOutcome, DistributorError> {
         let raw: Vec<RawSeries<'_>> = timeseries.iter().map(RawSeries::from_proto).collect();
         let received = raw.iter().map(RawSeries::received).sum();
-        let validated = validate(raw, &self.limits(tenant), now_ms());
-        self.push(tenant, received, validated, Vec::new()).await
+        let limits = self.limits(tenant);
+        let validated = validate(raw, &limits, now_ms());
+        self.push(tenant, &limits, received, validated, Vec::new())
+            .await
     }
 
     /// Pushes the validated series of one request of `tenant`, which
-    /// carried `received` samples. `pre_refused` are refusals found while
-    /// decoding (counted and reported like validation's).
+    /// carried `received` samples and was validated against `limits` (the
+    /// same ones then rate-limit it). `pre_refused` are refusals found
+    /// while decoding (counted and reported like validation's).
     pub(crate) async fn push(
         &self,
         tenant: &TenantId,
+        limits: &Limits,
         received: u64,
         mut validated: Validated,
         pre_refused: Vec<Refusal>,
@@ -140,7 +144,6 @@ impl Pusher {
                 tenant: t.to_string(),
             })
             .inc_by(received);
-        let limits = self.limits(tenant);
         let mut refusals = pre_refused;
         refusals.append(&mut validated.refusals);
 

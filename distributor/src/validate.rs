@@ -293,7 +293,8 @@ pub fn validate(timeseries: Vec<RawSeries<'_>>, limits: &Limits, now_ms: i64) ->
         let labels = Labels::from_sorted_pairs(ts.labels.iter().copied());
         out.samples += ts.samples.len() as u64;
         let packed = ing::PackedSeries {
-            labels: bytes::Bytes::copy_from_slice(labels.packed()),
+            // Shares the label set's buffer (a reference count, no copy).
+            labels: bytes::Bytes::from_owner(labels.clone()),
             timestamps: ts.samples.iter().map(|s| s.timestamp).collect(),
             values: ts.samples.iter().map(|s| s.value).collect(),
         };

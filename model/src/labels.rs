@@ -339,6 +339,14 @@ impl<'a> Iterator for LabelsIter<'a> {
     }
 }
 
+/// The packed encoding ([`Labels::packed`]), so a buffer type such as
+/// `bytes::Bytes::from_owner` can share it without a copy.
+impl AsRef<[u8]> for Labels {
+    fn as_ref(&self) -> &[u8] {
+        self.packed()
+    }
+}
+
 impl<'a> IntoIterator for &'a Labels {
     type Item = (&'a str, &'a str);
     type IntoIter = LabelsIter<'a>;

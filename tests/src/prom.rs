@@ -10,6 +10,16 @@ use crate::remote_write::LoadReport;
 /// A series' labels, sorted by name.
 pub type Labels = Vec<(String, String)>;
 
+/// The strings of a JSON array (anything else in it skipped), collected
+/// into `C`; empty when `v` is not an array.
+pub fn strings<C: FromIterator<String>>(v: &Value) -> C {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
 /// `GET base + path` with query parameters (repeated keys allowed) and the
 /// tenant header; the status and the JSON body.
 pub fn get(base: &str, tenant: Option<&str>, path: &str, params: &[(&str, &str)]) -> (u16, Value) {

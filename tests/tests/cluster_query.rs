@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tidemark_tests::cluster::{Cluster, ClusterSpec, TENANT};
-use tidemark_tests::prom::{self, Labels, secs};
+use tidemark_tests::prom::{self, Labels, secs, strings};
 use tidemark_tests::remote_write::{encode, now_ms, push, series};
 
 const STEP_MS: i64 = 15_000;
@@ -114,16 +114,6 @@ fn api(c: &Cluster, path: &str, params: &[(&str, &str)]) -> Value {
     assert_eq!(status, 200, "{path} {params:?}: {body}\n{}", c.logs());
     assert_eq!(body["status"], "success", "{path} {params:?}: {body}");
     body
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -227,7 +217,7 @@ fn check_api(c: &Cluster, d: &Data, when: &str) {
     let body = api(c, "/api/v1/labels", &[("start", &s), ("end", &e)]);
     let want: BTreeSet<String> = d.series.keys().flatten().map(|l| l.0.clone()).collect();
     assert_eq!(
-        strings(&body["data"]),
+        strings::<Vec<String>>(&body["data"]),
         Vec::from_iter(want),
         "{when}: labels"
     );
@@ -246,7 +236,7 @@ fn check_api(c: &Cluster, d: &Data, when: &str) {
             .map(|l| l.1.clone())
             .collect();
         assert_eq!(
-            strings(&body["data"]),
+            strings::<Vec<String>>(&body["data"]),
             Vec::from_iter(want),
             "{when}: values of {name}"
         );

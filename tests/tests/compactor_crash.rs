@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tidemark_tests::prom::{get, matrix, secs};
+use tidemark_tests::prom::{get, matrix, secs, strings};
 use tidemark_tests::remote_write::{encode, now_ms, push, series};
 use tidemark_tests::{Process, free_port, wait_until};
 
@@ -316,18 +316,6 @@ fn holds_a_file(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// A JSON array of strings as a set (`sources` of an index entry or of a
-/// `meta.json`'s `compaction`).
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The samples of every series in `range`, once each, in `meta.json`'s
 /// `numSamples` or the index's `num_samples`.
 fn samples_in(range: (i64, i64)) -> u64 {
@@ -555,10 +543,10 @@ fn assert_settled(c: &Cluster, want: &Sources) {
             ) else {
                 return false;
             };
-            let sources = strings(&b["sources"]);
+            let sources = strings::<BTreeSet<String>>(&b["sources"]);
             let meta_sources = c
                 .bucket_meta(id)
-                .map(|m| strings(&m["compaction"]["sources"]));
+                .map(|m| strings::<BTreeSet<String>>(&m["compaction"]["sources"]));
             let once = b["num_samples"].as_u64() == Some(samples_in((min, max)));
             if blocks.get(id) != Some(&true) || meta_sources.as_ref() != Some(&sources) || !once {
                 return false;
@@ -624,7 +612,7 @@ fn killed_compactor_loses_no_block_counts_no_sample_twice_and_leaves_no_partial_
     let merged_partial = c.merged_blocks(&flushed, false);
     assert_eq!(merged_partial.len(), 1, "{:?}", c.bucket_blocks());
     let meta = c.local_merged_meta(&merged_partial[0]).unwrap();
-    let sources = strings(&meta["compaction"]["sources"]);
+    let sources = strings::<BTreeSet<String>>(&meta["compaction"]["sources"]);
     assert!(sources.len() >= 2 && sources.is_subset(&flushed), "{meta}");
     assert_exact(&c, w, &want, "after a kill during a merged block's upload");
 
@@ -751,7 +739,7 @@ fn vertical_merge_range(meta: &Value, replicas: &Sources) -> (i64, i64) {
         meta["maxTime"].as_i64().unwrap(),
     );
     assert_eq!(
-        Some(&strings(&meta["compaction"]["sources"])),
+        Some(&strings::<BTreeSet<String>>(&meta["compaction"]["sources"])),
         replicas.get(&range),
         "not a vertical merge of one range's copies: {meta}"
     );

@@ -245,16 +245,12 @@ impl ChunkReader {
 
     /// Reads and checks one chunk.
     pub fn chunk(&self, r: ChunkRef) -> Result<XorChunk, TsdbError> {
-        let seg = self.segment(r)?;
-        let off = u64::from(r.offset());
-        let first = seg.read_range(off, first_read_len(seg, off))?;
-        match parse_chunk(seg.path(), off, &first)? {
-            Parsed::Chunk(c) => Ok(c),
-            Parsed::Needs(total) => {
-                let whole = seg.read_range(off, total)?;
-                parse_chunk(seg.path(), off, &whole)?.into_chunk(seg.path(), off)
-            }
-        }
+        let mut one = self.chunks(std::slice::from_ref(&r))?;
+        one.pop().ok_or_else(|| TsdbError::CorruptBlock {
+            path: PathBuf::from("chunks"),
+            offset: u64::from(r.offset()),
+            reason: format!("chunk reference {:#x} read nothing", r.0),
+        })
     }
 
     /// Reads and checks the chunks `refs` name, returned in the order of
