@@ -1,7 +1,7 @@
 //! Appending batches to the head.
 //!
-//! One call: (1) hash every entry's labels (xxh3 over the encoded buffer)
-//! and group the entries by stripe; under the index read lock, taking each
+//! One call: (1) key every entry's labels (128-bit xxh3 over the encoded
+//! buffer, see `series::SeriesKey`) and group the entries by stripe; under the index read lock, taking each
 //! stripe's lock once, resolve that stripe's series of the batch and, for
 //! those that exist, append the samples right away, encoding the accepted
 //! ones into a thread-local WAL buffer; (2) create the missing series
@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use tidemark_model::{Labels, Sample};
 
-use super::series::{Refusal, STRIPES, labels_hash, stripe_of_hash, stripe_of_ref};
+use super::series::{Refusal, STRIPES, SeriesKey, series_key, stripe_of_hash, stripe_of_ref};
 use super::tickets::Ticket;
 use super::{Head, MemSeries, SeriesRef};
 use crate::TsdbError;
@@ -96,8 +96,8 @@ fn give_buf(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, mut v: Vec<u8
 /// consolidate the allocator's free lists).
 #[derive(Default)]
 struct Scratch {
-    /// Labels hash of each entry.
-    hashes: Vec<u64>,
+    /// Series key of each entry.
+    keys: Vec<SeriesKey>,
     /// Series of each entry, once resolved.
     refs: Vec<Option<SeriesRef>>,
     /// Entries that need a series (have samples, labels, recent samples).
@@ -113,7 +113,7 @@ const KEEP_SCRATCH_ENTRIES: usize = 1 << 16;
 
 impl Scratch {
     fn clear(&mut self) {
-        self.hashes.clear();
+        self.keys.clear();
         self.refs.clear();
         self.eligible.clear();
         self.order.clear();
@@ -121,7 +121,7 @@ impl Scratch {
 
     fn shrink(&mut self) {
         self.clear();
-        self.hashes.shrink_to(KEEP_SCRATCH_ENTRIES);
+        self.keys.shrink_to(KEEP_SCRATCH_ENTRIES);
         self.refs.shrink_to(KEEP_SCRATCH_ENTRIES);
         self.eligible.shrink_to(KEEP_SCRATCH_ENTRIES);
         self.order.shrink_to(KEEP_SCRATCH_ENTRIES);
@@ -134,7 +134,7 @@ impl Scratch {
         self.starts.clear();
         self.starts.resize(STRIPES + 1, 0);
         for &i in &self.eligible {
-            self.starts[stripe_of_hash(self.hashes[i as usize]) + 1] += 1;
+            self.starts[stripe_of_hash(self.keys[i as usize].hash) + 1] += 1;
         }
         for k in 1..self.starts.len() {
             self.starts[k] += self.starts[k - 1];
@@ -144,7 +144,7 @@ impl Scratch {
         self.order.clear();
         self.order.resize(self.eligible.len(), 0);
         for &i in &self.eligible {
-            let slot = &mut self.next[stripe_of_hash(self.hashes[i as usize])];
+            let slot = &mut self.next[stripe_of_hash(self.keys[i as usize].hash)];
             self.order[*slot as usize] = i;
             *slot += 1;
         }
@@ -221,13 +221,13 @@ impl Head {
         let mut acc = BatchAcc::default();
         let res = (|| {
             let Scratch {
-                hashes,
+                keys,
                 refs,
                 eligible,
                 ..
             } = &mut scratch;
             for (i, (labels, samples)) in batch.iter().enumerate() {
-                hashes.push(labels_hash(labels));
+                keys.push(series_key(labels));
                 refs.push(None);
                 if samples.is_empty() {
                     continue;
@@ -264,7 +264,7 @@ impl Head {
             }
             scratch.group_by_stripe();
             let Scratch {
-                hashes,
+                keys,
                 refs,
                 order,
                 starts,
@@ -273,7 +273,7 @@ impl Head {
             // Fast path: per stripe, one lock for all of the batch's series
             // there; resolve them all first, then append. Resolving in a
             // tight loop lets the cache misses of consecutive lookups (map
-            // probe, slot, stored labels) overlap instead of queueing
+            // probes) overlap instead of queueing
             // behind each sample's appending. The index read lock is held,
             // unused, so that no sample of a series being created reaches
             // the WAL before its series record (`create_series` logs it
@@ -286,10 +286,10 @@ impl Head {
                 let Some(&first) = entries.first() else {
                     continue;
                 };
-                let mut stripe = self.stripes[stripe_of_hash(hashes[first as usize])].write();
+                let mut stripe = self.stripes[stripe_of_hash(keys[first as usize].hash)].write();
                 for &i in entries {
                     let i = i as usize;
-                    refs[i] = stripe.find(hashes[i], &batch[i].0);
+                    refs[i] = stripe.find(keys[i]);
                 }
                 // Entries deferred from this stripe; a series lives in one
                 // stripe, so its entries stay in batch order among these.
@@ -334,12 +334,12 @@ impl Head {
             }
             drop(index);
             if !missing.is_empty() {
-                result.series_created = self.create_series(batch, hashes, &missing, refs)?;
+                result.series_created = self.create_series(batch, keys, &missing, refs)?;
             }
             for &i in &later {
                 self.commit(
                     batch,
-                    hashes,
+                    keys,
                     refs,
                     i,
                     min_valid,
@@ -468,7 +468,7 @@ impl Head {
     fn commit(
         &self,
         batch: &[(Labels, Vec<Sample>)],
-        hashes: &[u64],
+        keys: &[SeriesKey],
         refs: &mut [Option<SeriesRef>],
         i: usize,
         min_valid: i64,
@@ -486,7 +486,7 @@ impl Head {
                 // Truncated away since it was resolved: create it again.
                 drop(stripe);
                 refs[i] = None;
-                result.series_created += self.create_series(batch, hashes, &[i], refs)?;
+                result.series_created += self.create_series(batch, keys, &[i], refs)?;
                 r = match refs[i] {
                     Some(r) => r,
                     None => return Ok(()),
@@ -538,7 +538,7 @@ impl Head {
     fn create_series(
         &self,
         batch: &[(Labels, Vec<Sample>)],
-        hashes: &[u64],
+        keys: &[SeriesKey],
         missing: &[usize],
         refs: &mut [Option<SeriesRef>],
     ) -> Result<usize, TsdbError> {
@@ -555,16 +555,15 @@ impl Head {
         start_record(&mut buf);
         for &i in missing {
             let (labels, _) = &batch[i];
-            let hash = hashes[i];
-            let stripe_idx = stripe_of_hash(hash);
-            let mut stripe = self.stripes[stripe_idx].write();
-            if let Some(r) = stripe.find(hash, labels) {
+            let key = keys[i];
+            let mut stripe = self.stripes[stripe_of_hash(key.hash)].write();
+            if let Some(r) = stripe.find(key) {
                 refs[i] = Some(r);
                 continue;
             }
             let r = stripe.next_ref();
             index.add(r, labels);
-            let s = MemSeries::new(labels.clone(), hash);
+            let s = MemSeries::new(labels.clone(), key);
             bytes += s.memory_bytes() as isize;
             stripe.insert(r, s);
             drop(stripe);

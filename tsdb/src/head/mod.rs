@@ -37,7 +37,7 @@ use tidemark_model::{Labels, Sample};
 use crate::TsdbError;
 use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
 use postings::Index;
-use series::{ChunkOpts, MemSeries, STRIPES, Stripe, labels_hash, stripe_of_hash, stripe_of_ref};
+use series::{ChunkOpts, MemSeries, STRIPES, Stripe, series_key, stripe_of_hash, stripe_of_ref};
 
 pub use append::{AppendResult, RefusedSeries};
 pub use query::{RangeSeries, SeriesSamples};
@@ -226,11 +226,11 @@ impl Head {
         if labels.is_empty() {
             return;
         }
-        let hash = labels_hash(&labels);
-        let stripe_idx = stripe_of_hash(hash);
+        let key = series_key(&labels);
+        let stripe_idx = stripe_of_hash(key.hash);
         let mut index = self.index.write();
         let mut stripe = self.stripes[stripe_idx].write();
-        if let Some(existing) = stripe.find(hash, &labels) {
+        if let Some(existing) = stripe.find(key) {
             if existing == r {
                 remap.remove(&r);
             } else {
@@ -247,7 +247,7 @@ impl Head {
             n
         };
         index.add(new_ref, &labels);
-        let s = MemSeries::new(labels, hash);
+        let s = MemSeries::new(labels, key);
         self.series_bytes
             .fetch_add(s.memory_bytes() as isize, Ordering::Relaxed);
         stripe.insert(new_ref, s);

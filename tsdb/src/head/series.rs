@@ -7,7 +7,7 @@
 //! no global one, and a lookup by ref is an index.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use tidemark_model::{Labels, Sample};
 
@@ -70,10 +70,10 @@ pub(crate) enum Refusal {
 /// One series in the head.
 pub(crate) struct MemSeries {
     /// The label set, as appended (its encoded buffer shared with the
-    /// caller's `Labels`): finding a series by labels compares it byte for
-    /// byte, and reads return a clone of it without spelling symbols.
+    /// caller's `Labels`): reads return a clone of it without spelling
+    /// symbols. Appends find the series by `key` and never read it.
     pub(crate) labels: Labels,
-    pub(crate) hash: u64,
+    pub(crate) key: SeriesKey,
     chunks: Vec<ClosedChunk>,
     /// The open chunk, inline rather than boxed: every sample appended
     /// goes through it, and a box would be one more cache miss per sample
@@ -86,9 +86,9 @@ pub(crate) struct MemSeries {
     pub(crate) wal_ticket: u64,
 }
 
-/// Fixed bytes of a series besides its chunks and labels: the struct, its
+/// Fixed bytes of a series besides its chunks and labels: its slab slot, its
 /// two map entries (with load-factor slack), and the head appender.
-const SERIES_OVERHEAD: usize = std::mem::size_of::<MemSeries>() + 2 * 24 + 48;
+const SERIES_OVERHEAD: usize = std::mem::size_of::<Slot>() + 2 * 24 + 48;
 /// Heap bytes of a `Labels` buffer besides its text: the `Arc` counts and
 /// the allocator's header.
 const LABELS_OVERHEAD: usize = 16 + 8;
@@ -101,10 +101,10 @@ fn appender_capacity(len: usize) -> usize {
 }
 
 impl MemSeries {
-    pub(crate) fn new(labels: Labels, hash: u64) -> Self {
+    pub(crate) fn new(labels: Labels, key: SeriesKey) -> Self {
         MemSeries {
             labels,
-            hash,
+            key,
             chunks: Vec::new(),
             head: None,
             last_t: i64::MIN,
@@ -348,9 +348,12 @@ pub(crate) struct Stripe {
     slots: Vec<Slot>,
     /// Slots to reuse; may hold slots since filled by replay (skipped).
     free: Vec<u32>,
-    by_hash: MixMap<u64, SeriesRef>,
-    /// Further series whose labels hash equals one in `by_hash`.
-    collisions: HashMap<u64, Vec<SeriesRef>>,
+    /// Series by `SeriesKey::hash`, with their `check`, so that telling
+    /// series apart needs nothing beyond the map's own bucket.
+    by_hash: MixMap<u64, (u64, SeriesRef)>,
+    /// Further series whose `hash` equals one in `by_hash` (their `check`
+    /// differs).
+    collisions: HashMap<u64, Vec<(u64, SeriesRef)>>,
 }
 
 /// `ref = generation << (SLOT_BITS + STRIPE_BITS) | slot << STRIPE_BITS | stripe`
@@ -417,19 +420,17 @@ impl Stripe {
         })
     }
 
-    /// The series with exactly these labels (`hash` is their
-    /// [`labels_hash`]). Equal label sets have equal encodings, so the check
-    /// against a hash collision is one byte comparison of the buffers.
-    pub(crate) fn find(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
-        let r = *self.by_hash.get(&hash)?;
-        if self.get(r).is_some_and(|s| s.labels == *labels) {
+    /// The series whose labels have this key.
+    pub(crate) fn find(&self, key: SeriesKey) -> Option<SeriesRef> {
+        let &(check, r) = self.by_hash.get(&key.hash)?;
+        if check == key.check {
             return Some(r);
         }
         self.collisions
-            .get(&hash)?
+            .get(&key.hash)?
             .iter()
-            .find(|r| self.get(**r).is_some_and(|s| s.labels == *labels))
-            .copied()
+            .find(|(check, _)| *check == key.check)
+            .map(|&(_, r)| r)
     }
 
     /// A ref for a new series in this stripe (insert it with `insert`).
@@ -454,15 +455,19 @@ impl Stripe {
             self.free.push(self.slots.len() as u32);
             self.slots.push(Slot::default());
         }
-        let hash = s.hash;
+        let key = s.key;
         self.slots[slot] = Slot {
             generation,
             series: Some(s),
         };
-        match self.by_hash.get(&hash) {
-            Some(_) => self.collisions.entry(hash).or_default().push(r),
+        match self.by_hash.get(&key.hash) {
+            Some(_) => self
+                .collisions
+                .entry(key.hash)
+                .or_default()
+                .push((key.check, r)),
             None => {
-                self.by_hash.insert(hash, r);
+                self.by_hash.insert(key.hash, (key.check, r));
             }
         }
     }
@@ -475,8 +480,8 @@ impl Stripe {
         }
         let s = entry.series.take()?;
         self.free.push(slot as u32);
-        let hash = s.hash;
-        if self.by_hash.get(&hash) == Some(&r) {
+        let hash = s.key.hash;
+        if self.by_hash.get(&hash).is_some_and(|&(_, x)| x == r) {
             self.by_hash.remove(&hash);
             if let Some(more) = self.collisions.get_mut(&hash) {
                 if let Some(next) = more.pop() {
@@ -487,7 +492,7 @@ impl Stripe {
                 }
             }
         } else if let Some(more) = self.collisions.get_mut(&hash) {
-            more.retain(|x| *x != r);
+            more.retain(|&(_, x)| x != r);
             if more.is_empty() {
                 self.collisions.remove(&hash);
             }
@@ -496,40 +501,31 @@ impl Stripe {
     }
 }
 
-/// Hasher that runs xxh3-64 over each byte string it is given and mixes
-/// the integers in: `Labels` hashes as its length-prefixed buffer in one
-/// `write`, so a label set costs one xxh3 call over its raw bytes, with no
-/// walk of the pairs and no UTF-8 checks (the buffer was built from `&str`).
-#[derive(Default)]
-struct LabelsHasher(u64);
-
-impl Hasher for LabelsHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0 ^ x)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-    fn write_isize(&mut self, x: isize) {
-        self.write_u64(x as u64);
-    }
+/// A label set's identity within a head: 128 bits of xxh3 over its
+/// encoded buffer (one call, no walk of the pairs, no UTF-8 checks; the
+/// buffer was validated when it was built). `hash` picks the stripe and
+/// the map bucket; series whose `hash` and `check` are both equal are taken
+/// to be the same series, without comparing their labels: the comparison
+/// touched the stored buffer, a cache miss per sample appended, for
+/// nothing but ruling out a collision. By chance two label sets collide
+/// with probability 2^-128 per pair (below 1e-20 for a billion series).
+/// xxh3 resists no crafted input, but a crafted collision could only merge
+/// two series sent by the same tenant: every tenant has a head of its own.
+/// Internal to a head and never persisted (unlike
+/// `tidemark_model::series_hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesKey {
+    pub(crate) hash: u64,
+    pub(crate) check: u64,
 }
 
-/// The head's hash of a label set, for its stripes and series maps. Internal
-/// to a head, never persisted (unlike `tidemark_model::series_hash`), so it
-/// is free to hash the encoding rather than the pairs.
-pub(crate) fn labels_hash(labels: &Labels) -> u64 {
-    let mut h = LabelsHasher::default();
-    labels.hash(&mut h);
-    h.finish()
+/// The head's key of a label set.
+pub(crate) fn series_key(labels: &Labels) -> SeriesKey {
+    let h = xxhash_rust::xxh3::xxh3_128(labels.as_ref());
+    SeriesKey {
+        hash: h as u64,
+        check: (h >> 64) as u64,
+    }
 }
 
 /// The stripe a series of this labels hash lives in.
@@ -547,24 +543,28 @@ pub(crate) fn stripe_of_ref(r: SeriesRef) -> usize {
 mod tests {
     use super::*;
 
+    fn key(hash: u64, check: u64) -> SeriesKey {
+        SeriesKey { hash, check }
+    }
+
     #[test]
     fn slots_are_reused_under_a_new_generation() {
         let mut st = Stripe::new(3);
         let a = st.next_ref();
-        st.insert(a, MemSeries::new(Labels::empty(), 1));
+        st.insert(a, MemSeries::new(Labels::empty(), key(1, 1)));
         assert_eq!(stripe_of_ref(a), 3);
         assert!(st.remove(a).is_some());
         assert!(st.remove(a).is_none());
         let b = st.next_ref();
-        st.insert(b, MemSeries::new(Labels::empty(), 2));
+        st.insert(b, MemSeries::new(Labels::empty(), key(2, 2)));
         assert_eq!(split(a).1, split(b).1, "slot reused");
         assert_ne!(a, b, "but never the ref");
         assert!(st.get(a).is_none());
-        assert_eq!(st.get(b).unwrap().hash, 2);
+        assert_eq!(st.get(b).unwrap().key, key(2, 2));
         // Replay may name a slot past the end; the gap is reused later.
         let far = make_ref(5, 10, 3);
         assert!(st.slot_free(far));
-        st.insert(far, MemSeries::new(Labels::empty(), 3));
+        st.insert(far, MemSeries::new(Labels::empty(), key(3, 3)));
         assert!(!st.slot_free(far));
         let c = st.next_ref();
         assert!(split(c).1 < 10);
@@ -572,23 +572,39 @@ mod tests {
     }
 
     #[test]
-    fn labels_hash_depends_on_the_label_set_only() {
+    fn series_key_depends_on_the_label_set_only() {
         let a = Labels::from_pairs([("job", "node"), ("a", "bc")]).unwrap();
         let same = Labels::from_pairs([("a", "bc"), ("job", "node")]).unwrap();
         let other = Labels::from_pairs([("ab", "c"), ("job", "node")]).unwrap();
-        assert_eq!(labels_hash(&a), labels_hash(&same));
-        assert_ne!(labels_hash(&a), labels_hash(&other));
-        assert_ne!(labels_hash(&a), labels_hash(&Labels::empty()));
+        assert_eq!(series_key(&a), series_key(&same));
+        assert_ne!(series_key(&a).hash, series_key(&other).hash);
+        assert_ne!(series_key(&a).check, series_key(&other).check);
+        assert_ne!(series_key(&a), series_key(&Labels::empty()));
+    }
 
-        // A collision (forced by inserting under the same hash) is told
-        // apart by the byte comparison.
+    #[test]
+    fn series_with_equal_hashes_are_told_apart_by_their_check() {
+        let a = Labels::from_pairs([("job", "a")]).unwrap();
+        let b = Labels::from_pairs([("job", "b")]).unwrap();
+        let c = Labels::from_pairs([("job", "c")]).unwrap();
         let mut st = Stripe::new(0);
-        let ra = st.next_ref();
-        st.insert(ra, MemSeries::new(a.clone(), 7));
-        let ro = st.next_ref();
-        st.insert(ro, MemSeries::new(other.clone(), 7));
-        assert_eq!(st.find(7, &same), Some(ra));
-        assert_eq!(st.find(7, &other), Some(ro));
-        assert_eq!(st.find(8, &a), None);
+        let (ra, rb, rc) = (st.next_ref(), st.next_ref(), st.next_ref());
+        st.insert(ra, MemSeries::new(a, key(7, 1)));
+        st.insert(rb, MemSeries::new(b, key(7, 2)));
+        st.insert(rc, MemSeries::new(c, key(7, 3)));
+        assert_eq!(st.find(key(7, 1)), Some(ra));
+        assert_eq!(st.find(key(7, 2)), Some(rb));
+        assert_eq!(st.find(key(7, 3)), Some(rc));
+        assert_eq!(st.find(key(7, 4)), None);
+        assert_eq!(st.find(key(8, 1)), None);
+        // Removing the one in the map promotes a collision; the others
+        // stay findable.
+        assert!(st.remove(ra).is_some());
+        assert_eq!(st.find(key(7, 1)), None);
+        assert_eq!(st.find(key(7, 2)), Some(rb));
+        assert_eq!(st.find(key(7, 3)), Some(rc));
+        assert!(st.remove(rc).is_some());
+        assert_eq!(st.find(key(7, 2)), Some(rb));
+        assert_eq!(st.find(key(7, 3)), None);
     }
 }
