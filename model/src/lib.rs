@@ -18,5 +18,7 @@ pub use labels::{
     Label, Labels, LabelsBuilder, METRIC_NAME, is_valid_label_name, is_valid_metric_name,
 };
 pub use matcher::{MatchOp, Matcher};
-pub use sample::{STALE_NAN, STALE_NAN_BITS, Sample, is_stale_nan};
+pub use sample::{
+    EXEMPLAR_MAX_LABEL_CHARS, Exemplar, STALE_NAN, STALE_NAN_BITS, Sample, is_stale_nan,
+};
 pub use tenant::TenantId;

@@ -1,3 +1,5 @@
+use crate::Labels;
+
 /// Bit pattern Prometheus uses to mark a series as stale.
 ///
 /// It is a NaN, so it must be compared by bits: every layer of tidemark keeps
@@ -29,6 +31,36 @@ impl Sample {
     /// deduplication needs.
     pub fn bit_eq(&self, other: &Sample) -> bool {
         self.t == other.t && self.v.to_bits() == other.v.to_bits()
+    }
+}
+
+/// An exemplar: a sample of one series annotated with labels of its own,
+/// typically the trace that produced it (`trace_id`), so a dashboard can
+/// jump from a graph to a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// The longest exemplar label set, in characters of names and values
+/// together: OpenMetrics's limit, which Prometheus enforces on append.
+pub const EXEMPLAR_MAX_LABEL_CHARS: usize = 128;
+
+impl Exemplar {
+    /// Characters of the label names and values together (checked against
+    /// [`EXEMPLAR_MAX_LABEL_CHARS`]).
+    pub fn label_chars(&self) -> usize {
+        self.labels
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum()
+    }
+
+    /// Same timestamp, value bits and labels.
+    pub fn same_as(&self, other: &Exemplar) -> bool {
+        self.t == other.t && self.v.to_bits() == other.v.to_bits() && self.labels == other.labels
     }
 }
 

@@ -21,5 +21,8 @@ pub mod wal;
 pub use block::{BlockId, BlockMeta, BlockReader, BlockWriter, SeriesSamples};
 pub use chunk::{XorAppender, XorChunk, XorIter};
 pub use error::TsdbError;
-pub use head::{AppendResult, Head, HeadOptions, HeadStats, SeriesRef, TenantHeads};
+pub use head::{
+    AppendResult, ExemplarAppend, ExemplarRefusal, Head, HeadOptions, HeadStats, SeriesExemplars,
+    SeriesRef, TenantHeads,
+};
 pub use wal::{ReplayStats, SyncPolicy, Wal, WalOptions, WalStats};

@@ -20,6 +20,7 @@
 //! [`SyncPolicy`]: crate::wal::SyncPolicy
 
 mod append;
+mod exemplars;
 mod postings;
 mod query;
 mod series;
@@ -40,6 +41,7 @@ use postings::Index;
 use series::{ChunkOpts, MemSeries, STRIPES, Stripe, series_key, stripe_of_hash, stripe_of_ref};
 
 pub use append::{AppendResult, RefusedSeries};
+pub use exemplars::{ExemplarAppend, ExemplarRefusal, SeriesExemplars};
 pub use query::{RangeSeries, SeriesSamples};
 pub use tenants::TenantHeads;
 
@@ -59,6 +61,10 @@ pub struct HeadOptions {
     /// On WAL replay, samples before this time are skipped (set it to the
     /// end of the newest block on disk). Default: keep everything.
     pub replay_min_time: i64,
+    /// Exemplars kept in memory, for all series together; the oldest is
+    /// overwritten when full. 0 turns exemplar storage off. Default
+    /// 100 000, Prometheus's `--storage.exemplars.exemplars-limit` default.
+    pub max_exemplars: usize,
 }
 
 impl Default for HeadOptions {
@@ -67,6 +73,7 @@ impl Default for HeadOptions {
             samples_per_chunk: 120,
             chunk_range_ms: 2 * 3600 * 1000,
             replay_min_time: i64::MIN,
+            max_exemplars: 100_000,
         }
     }
 }
@@ -106,6 +113,7 @@ pub struct Head {
     min_valid_time: AtomicI64,
     /// WAL ordering of a series' samples across concurrent appends.
     tickets: tickets::Tickets,
+    exemplars: exemplars::ExemplarStore,
     counters: Counters,
 }
 
@@ -117,6 +125,8 @@ struct Counters {
     samples_refused: AtomicU64,
     series_created: AtomicU64,
     series_removed: AtomicU64,
+    exemplars_appended: AtomicU64,
+    exemplars_refused: AtomicU64,
 }
 
 /// A snapshot of a head's gauges and counters, for `/metrics`.
@@ -136,6 +146,13 @@ pub struct HeadStats {
     pub series_created: u64,
     /// Series removed by truncation.
     pub series_removed: u64,
+    /// Exemplars in memory now.
+    pub exemplars: usize,
+    /// Exemplars stored since the head was opened (replay not included).
+    pub exemplars_appended: u64,
+    /// Exemplars refused (out of order, labels too long, unknown series,
+    /// storage off).
+    pub exemplars_refused: u64,
 }
 
 impl std::fmt::Debug for Head {
@@ -159,6 +176,7 @@ impl Head {
             samples_per_chunk: opts.samples_per_chunk,
             chunk_range: opts.chunk_range_ms,
         };
+        let max_exemplars = opts.max_exemplars;
         Ok(Head {
             opts,
             chunk_opts,
@@ -171,6 +189,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             tickets: tickets::Tickets::default(),
+            exemplars: exemplars::ExemplarStore::new(max_exemplars),
             counters: Counters::default(),
         })
     }
@@ -196,6 +215,9 @@ impl Head {
                     Some(n) => refused += n,
                     None => unknown += samples.len() as u64,
                 }
+            }
+            WalRecord::Exemplar { r, exemplar } => {
+                head.replay_exemplar(remap.get(&r).copied().unwrap_or(r), exemplar);
             }
         })?;
         if refused > 0 || unknown > 0 {
@@ -297,12 +319,12 @@ impl Head {
         (t != i64::MIN).then_some(t)
     }
 
-    /// Estimated heap bytes held by the head: series, chunks, postings and
-    /// symbols (not the WAL's buffers). Cheap: maintained incrementally, so
+    /// Estimated heap bytes held by the head: series, chunks, postings,
+    /// symbols and exemplars (not the WAL's buffers). Cheap: maintained incrementally, so
     /// it can be checked against a memory limit on every append.
     pub fn memory_bytes(&self) -> usize {
         let series = self.series_bytes.load(Ordering::Relaxed).max(0) as usize;
-        series + self.index.read().memory_bytes()
+        series + self.index.read().memory_bytes() + self.exemplars.memory_bytes()
     }
 
     /// Gauges and cumulative counters, cheap to read.
@@ -316,6 +338,9 @@ impl Head {
             samples_refused: c.samples_refused.load(Ordering::Relaxed),
             series_created: c.series_created.load(Ordering::Relaxed),
             series_removed: c.series_removed.load(Ordering::Relaxed),
+            exemplars: self.exemplars.len(),
+            exemplars_appended: c.exemplars_appended.load(Ordering::Relaxed),
+            exemplars_refused: c.exemplars_refused.load(Ordering::Relaxed),
         }
     }
 

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use tidemark_model::Sample;
 
 use super::record::{
-    RecordType, begin_samples, decode_samples, decode_series, encode_sample_group, encode_series,
-    finish_frame,
+    RecordType, begin_samples, decode_exemplars, decode_samples, decode_series, encode_exemplar,
+    encode_sample_group, encode_series, finish_frame,
 };
 use super::segment::{Next, SegmentReader, list_segments, segment_name, sync_dir};
 use crate::TsdbError;
@@ -198,6 +198,13 @@ fn write_checkpoint(
                         }
                     })
                 }
+                // Exemplars of live series are kept whatever their age: the
+                // exemplar store is bounded by count, not by time.
+                RecordType::Exemplars => decode_exemplars(&payload, |sr, e| {
+                    if keep(sr) {
+                        encode_exemplar(&mut rec, sr, &e);
+                    }
+                }),
             };
             decoded.map_err(|reason| TsdbError::WalCorruption {
                 segment: r.path().to_path_buf(),
@@ -205,7 +212,7 @@ fn write_checkpoint(
                 reason: reason.to_string(),
             })?;
             let empty_len = match typ {
-                RecordType::Series => super::record::HEADER_LEN,
+                RecordType::Series | RecordType::Exemplars => super::record::HEADER_LEN,
                 RecordType::Samples => super::record::HEADER_LEN + 8,
             };
             if rec.len() > empty_len {

@@ -39,7 +39,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use tidemark_model::{Labels, Sample};
+use tidemark_model::{Exemplar, Labels, Sample};
 
 use crate::TsdbError;
 use crate::head::SeriesRef;
@@ -47,7 +47,8 @@ use durable::Durability;
 
 pub use checkpoint::CheckpointStats;
 pub(crate) use record::{
-    HEADER_LEN, RecordType, begin_samples, encode_sample_group, encode_series, finish_frame,
+    HEADER_LEN, RecordType, begin_samples, encode_exemplar, encode_sample_group, encode_series,
+    finish_frame,
 };
 pub use replay::{RepairReport, ReplayStats};
 use segment::{segment_name, sync_dir};
@@ -113,6 +114,8 @@ pub enum WalRecord<'a> {
     Series { r: SeriesRef, labels: Labels },
     /// Samples appended to the series `r`, in append order.
     Samples { r: SeriesRef, samples: &'a [Sample] },
+    /// An exemplar of the series `r`.
+    Exemplar { r: SeriesRef, exemplar: Exemplar },
 }
 
 /// Counters of a WAL since it was opened, for `/metrics`.

@@ -8,12 +8,13 @@
 //! samples := base_t:i64le { ref:uvarint n:uvarint { dt:varint v:u64le }*n }*
 //!            dt is the zig-zag difference to the previous timestamp of the same
 //!            group (the first one to base_t)
+//! exemplars := { ref:uvarint t:i64le v:u64le nlabels:uvarint { nlen:uvarint name vlen:uvarint value }* }*
 //! ```
 //!
-//! Type 0 never occurs, so a zero-filled tail is recognisable; types 3 and up
-//! are reserved for later record kinds (histograms, exemplars, tombstones).
+//! Type 0 never occurs, so a zero-filled tail is recognisable; types 4 and up
+//! are reserved for later record kinds (histograms, tombstones).
 
-use tidemark_model::{Labels, Sample};
+use tidemark_model::{Exemplar, Labels, Sample};
 
 use crate::head::SeriesRef;
 
@@ -29,6 +30,7 @@ pub(crate) const MAX_RECORD_LEN: usize = 64 << 20;
 pub(crate) enum RecordType {
     Series = 1,
     Samples = 2,
+    Exemplars = 3,
 }
 
 impl RecordType {
@@ -36,6 +38,7 @@ impl RecordType {
         match b {
             1 => Some(RecordType::Series),
             2 => Some(RecordType::Samples),
+            3 => Some(RecordType::Exemplars),
             _ => None,
         }
     }
@@ -88,6 +91,18 @@ fn put_varint(buf: &mut Vec<u8>, x: i64) {
 /// Appends one series entry to a series payload.
 pub(crate) fn encode_series(buf: &mut Vec<u8>, r: SeriesRef, labels: &Labels) {
     put_uvarint(buf, r.0);
+    put_labels(buf, labels);
+}
+
+/// Appends one exemplar of series `r` to an exemplars payload.
+pub(crate) fn encode_exemplar(buf: &mut Vec<u8>, r: SeriesRef, e: &Exemplar) {
+    put_uvarint(buf, r.0);
+    buf.extend_from_slice(&e.t.to_le_bytes());
+    buf.extend_from_slice(&e.v.to_bits().to_le_bytes());
+    put_labels(buf, &e.labels);
+}
+
+fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     put_uvarint(buf, labels.len() as u64);
     for (n, v) in labels.iter() {
         put_uvarint(buf, n.len() as u64);
@@ -178,6 +193,21 @@ impl<'a> Cursor<'a> {
         let n = self.uvarint()?;
         std::str::from_utf8(self.bytes(n)?).map_err(|_| "label is not UTF-8")
     }
+
+    /// A label count and that many name/value pairs; `pairs` is scratch.
+    fn labels(&mut self, pairs: &mut Vec<(&'a str, &'a str)>) -> Result<Labels, DecodeError> {
+        let n = self.uvarint()?;
+        if n > 10_000 {
+            return Err("implausible label count");
+        }
+        pairs.clear();
+        for _ in 0..n {
+            let name = self.str()?;
+            let value = self.str()?;
+            pairs.push((name, value));
+        }
+        Labels::from_pairs(pairs.iter().copied()).map_err(|_| "duplicate label")
+    }
 }
 
 /// Decodes a series payload, calling `f` for every entry.
@@ -192,18 +222,28 @@ pub(crate) fn decode_series(
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     while !c.done() {
         let r = SeriesRef(c.uvarint()?);
-        let n = c.uvarint()?;
-        if n > 10_000 {
-            return Err("implausible label count");
-        }
-        pairs.clear();
-        for _ in 0..n {
-            let name = c.str()?;
-            let value = c.str()?;
-            pairs.push((name, value));
-        }
-        let labels = Labels::from_pairs(pairs.iter().copied()).map_err(|_| "duplicate label")?;
+        let labels = c.labels(&mut pairs)?;
         f(r, labels);
+    }
+    Ok(())
+}
+
+/// Decodes an exemplars payload, calling `f` for every exemplar.
+pub(crate) fn decode_exemplars(
+    payload: &[u8],
+    mut f: impl FnMut(SeriesRef, Exemplar),
+) -> Result<(), DecodeError> {
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    while !c.done() {
+        let r = SeriesRef(c.uvarint()?);
+        let t = i64::from_le_bytes(c.fixed8()?);
+        let v = f64::from_bits(u64::from_le_bytes(c.fixed8()?));
+        let labels = c.labels(&mut pairs)?;
+        f(r, Exemplar { labels, t, v });
     }
     Ok(())
 }
@@ -259,6 +299,34 @@ mod tests {
         let mut got = Vec::new();
         decode_series(&buf, |r, l| got.push((r, l))).unwrap();
         assert_eq!(got, vec![(SeriesRef(7), a), (SeriesRef(1 << 40), b)]);
+    }
+
+    #[test]
+    fn exemplars_roundtrip() {
+        let a = Exemplar {
+            labels: Labels::from_pairs([("trace_id", "abc123")]).unwrap(),
+            t: -5,
+            v: f64::NAN,
+        };
+        let b = Exemplar {
+            labels: Labels::empty(),
+            t: 1 << 50,
+            v: 2.5,
+        };
+        let mut buf = Vec::new();
+        encode_exemplar(&mut buf, SeriesRef(9), &a);
+        encode_exemplar(&mut buf, SeriesRef(1 << 41), &b);
+        let mut got = Vec::new();
+        decode_exemplars(&buf, |r, e| got.push((r, e))).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, SeriesRef(9));
+        assert!(got[0].1.same_as(&a), "NaN kept by bits: {:?}", got[0].1);
+        assert_eq!(got[1].0, SeriesRef(1 << 41));
+        assert!(got[1].1.same_as(&b));
+        for cut in 0..buf.len() {
+            let _ = decode_exemplars(&buf[..cut], |_, _| {});
+        }
+        assert!(decode_exemplars(&buf[..buf.len() - 1], |_, _| {}).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{find_checkpoints, remove_tmp_checkpoints};
-use super::record::{RecordType, decode_samples, decode_series};
+use super::record::{RecordType, decode_exemplars, decode_samples, decode_series};
 use super::segment::{Next, SegmentReader, check_contiguous, list_segments, sync_dir};
 use super::{WalOptions, WalRecord};
 use crate::TsdbError;
@@ -23,6 +23,8 @@ pub struct ReplayStats {
     pub series: u64,
     /// Samples read.
     pub samples: u64,
+    /// Exemplars read.
+    pub exemplars: u64,
     /// Torn final records cut off (0 or 1): the write of a batch that was
     /// interrupted by a crash and therefore never acknowledged.
     pub torn_records: u64,
@@ -252,6 +254,10 @@ fn apply(
         RecordType::Samples => decode_samples(payload, scratch, |r, samples| {
             stats.samples += samples.len() as u64;
             on_record(WalRecord::Samples { r, samples });
+        }),
+        RecordType::Exemplars => decode_exemplars(payload, |r, exemplar| {
+            stats.exemplars += 1;
+            on_record(WalRecord::Exemplar { r, exemplar });
         }),
     };
     res.map_err(|reason| TsdbError::WalCorruption {
