@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .bytes(".tidemark.blocks.v1.BlockFileChunk.data")
         .bytes(".tidemark.ingester.v1.PackedSeries.labels")
+        .bytes(".tidemark.ingester.v1.PackedExemplar.labels")
+        .bytes(".tidemark.ingester.v1.SeriesExemplars.labels")
         .compile_protos(&files, &[root])?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use tidemark_proto::prometheus as pb;
 use tidemark_proto::write_v2;
 
 use crate::DistributorError;
-use crate::validate::RawSeries;
+use crate::validate::{RawExemplar, RawSeries};
 
 /// The protobuf message of a remote write request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,30 @@ fn from_v2(req: &write_v2::Request) -> Decoded<'_> {
                 })
                 .collect(),
             histograms: ts.histograms.len() as u64,
+            exemplars: ts
+                .exemplars
+                .iter()
+                .filter_map(|e| {
+                    let labels = e
+                        .labels_refs
+                        .chunks_exact(2)
+                        .map(|p| {
+                            Some((
+                                symbols.get(p[0] as usize)?.as_str(),
+                                symbols.get(p[1] as usize)?.as_str(),
+                            ))
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    // An odd ref count or a ref outside the symbols makes
+                    // the exemplar unreadable: dropped, as a bad exemplar
+                    // fails nothing.
+                    (e.labels_refs.len() % 2 == 0).then_some(RawExemplar {
+                        labels,
+                        value: e.value,
+                        timestamp: e.timestamp,
+                    })
+                })
+                .collect(),
         });
     }
     out

@@ -37,6 +37,8 @@ pub(crate) struct DistributorMetrics {
     pub(crate) received_samples: Family<TenantLabel, Counter>,
     pub(crate) written_samples: Family<TenantLabel, Counter>,
     pub(crate) discarded_samples: Family<DiscardLabels, Counter>,
+    pub(crate) received_exemplars: Family<TenantLabel, Counter>,
+    pub(crate) dropped_exemplars: Family<TenantLabel, Counter>,
     pub(crate) request_duration: HistogramFamily,
 }
 
@@ -59,6 +61,16 @@ impl DistributorMetrics {
             s.discarded_samples.clone(),
         );
         m.register(
+            "distributor_received_exemplars",
+            "Exemplars received in push requests.",
+            s.received_exemplars.clone(),
+        );
+        m.register(
+            "distributor_dropped_exemplars",
+            "Exemplars dropped for invalid or too long labels (they fail no request).",
+            s.dropped_exemplars.clone(),
+        );
+        m.register(
             "distributor_request_duration_seconds",
             "Time to handle one push request, by protocol and status class.",
             s.request_duration.clone(),
@@ -71,6 +83,8 @@ impl DistributorMetrics {
             received_samples: Family::default(),
             written_samples: Family::default(),
             discarded_samples: Family::default(),
+            received_exemplars: Family::default(),
+            dropped_exemplars: Family::default(),
             request_duration: Family::new_with_constructor(new_histogram),
         }
     }

@@ -144,6 +144,17 @@ impl Pusher {
                 tenant: t.to_string(),
             })
             .inc_by(received);
+        let label = TenantLabel {
+            tenant: t.to_string(),
+        };
+        self.metrics
+            .received_exemplars
+            .get_or_create(&label)
+            .inc_by(validated.exemplars + validated.exemplars_dropped);
+        self.metrics
+            .dropped_exemplars
+            .get_or_create(&label)
+            .inc_by(validated.exemplars_dropped);
         let mut refusals = pre_refused;
         refusals.append(&mut validated.refusals);
 

@@ -17,12 +17,19 @@
 //!   (`reject_old_samples_max_age`): per sample; the series' other samples
 //!   are kept;
 //! - `native_histogram_unsupported`: histograms are refused until the
-//!   TSDB stores them; exemplars are dropped (not counted as written).
+//!   TSDB stores them.
+//!
+//! Exemplars go to the ingesters with their series (a series may carry
+//! exemplars only, as Prometheus sends them). An exemplar whose labels are
+//! invalid or longer than 128 characters together is dropped and counted,
+//! never failing the request, as Prometheus does.
 //!
 //! Sample values are never looked at: NaN and the StaleNaN bit pattern
 //! pass through bit for bit.
 
-use tidemark_model::{Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
+use tidemark_model::{
+    EXEMPLAR_MAX_LABEL_CHARS, Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name,
+};
 use tidemark_proto::ingester as ing;
 use tidemark_proto::prometheus as pb;
 
@@ -50,6 +57,15 @@ pub struct RawSeries<'a> {
     pub samples: Vec<pb::Sample>,
     /// Native histogram samples, only counted: refused until stored.
     pub histograms: u64,
+    pub exemplars: Vec<RawExemplar<'a>>,
+}
+
+/// An exemplar as a request carried it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawExemplar<'a> {
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub value: f64,
+    pub timestamp: i64,
 }
 
 impl<'a> RawSeries<'a> {
@@ -63,6 +79,19 @@ impl<'a> RawSeries<'a> {
                 .collect(),
             samples: ts.samples.clone(),
             histograms: ts.histograms.len() as u64,
+            exemplars: ts
+                .exemplars
+                .iter()
+                .map(|e| RawExemplar {
+                    labels: e
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.as_str(), l.value.as_str()))
+                        .collect(),
+                    value: e.value,
+                    timestamp: e.timestamp,
+                })
+                .collect(),
         }
     }
 
@@ -88,6 +117,10 @@ pub struct Validated {
     pub refusals: Vec<Refusal>,
     /// Samples in `series`.
     pub samples: u64,
+    /// Exemplars in `series`.
+    pub exemplars: u64,
+    /// Exemplars dropped for bad labels (not refusals: they fail nothing).
+    pub exemplars_dropped: u64,
 }
 
 /// Shown value length in messages; longer values are cut with "...".
@@ -286,19 +319,48 @@ pub fn validate(timeseries: Vec<RawSeries<'_>>, limits: &Limits, now_ms: i64) ->
                 });
             }
         }
-        if ts.samples.is_empty() {
+        let exemplars = valid_exemplars(&ts.exemplars, &mut out.exemplars_dropped);
+        if ts.samples.is_empty() && exemplars.is_empty() {
             // Nothing to write: refused above, or a series without samples.
             continue;
         }
         let labels = Labels::from_sorted_pairs(ts.labels.iter().copied());
         out.samples += ts.samples.len() as u64;
+        out.exemplars += exemplars.len() as u64;
         let packed = ing::PackedSeries {
             // Shares the label set's buffer (a reference count, no copy).
             labels: bytes::Bytes::from_owner(labels.clone()),
             timestamps: ts.samples.iter().map(|s| s.timestamp).collect(),
             values: ts.samples.iter().map(|s| s.value).collect(),
+            exemplars,
         };
         out.series.push(ValidSeries { labels, packed });
+    }
+    out
+}
+
+/// The exemplars with valid labels, packed; the others counted in `dropped`.
+fn valid_exemplars(raw: &[RawExemplar<'_>], dropped: &mut u64) -> Vec<ing::PackedExemplar> {
+    let mut out = Vec::with_capacity(raw.len());
+    for e in raw {
+        let chars: usize = e
+            .labels
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum();
+        let names_ok = e.labels.iter().all(|(n, _)| is_valid_label_name(n));
+        let labels = match Labels::from_pairs(e.labels.iter().copied()) {
+            Ok(l) if names_ok && chars <= EXEMPLAR_MAX_LABEL_CHARS => l,
+            _ => {
+                *dropped += 1;
+                continue;
+            }
+        };
+        out.push(ing::PackedExemplar {
+            labels: bytes::Bytes::from_owner(labels),
+            timestamp_ms: e.timestamp,
+            value: e.value,
+        });
     }
     out
 }
@@ -440,5 +502,43 @@ mod tests {
                 .message
                 .contains("limits.creation_grace_period")
         );
+    }
+
+    #[test]
+    fn exemplars_travel_with_their_series_and_bad_ones_are_dropped_not_refused() {
+        let ex = |labels: &[(&'static str, &'static str)], t: i64| RawExemplar {
+            labels: labels.to_vec(),
+            value: 0.5,
+            timestamp: t,
+        };
+        let long = Box::leak("x".repeat(121).into_boxed_str());
+        let mut with_samples = ts(&[("__name__", "req_total")], &[(NOW, 1.0)]);
+        with_samples.exemplars = vec![
+            ex(&[("trace_id", "ok")], NOW),
+            ex(&[("trace id", "bad name")], NOW),
+            ex(&[("trace_id", long)], NOW),
+            ex(&[("a", "1"), ("a", "2")], NOW),
+        ];
+        // Prometheus sends exemplars in series entries of their own.
+        let mut alone = ts(&[("__name__", "req_total")], &[]);
+        alone.exemplars = vec![ex(&[("trace_id", "later"), ("span_id", "s")], NOW + 1)];
+        let v = validate(vec![with_samples, alone], &Limits::default(), NOW);
+        assert!(v.refusals.is_empty(), "{:?}", v.refusals);
+        assert_eq!((v.samples, v.exemplars, v.exemplars_dropped), (1, 2, 3));
+        assert_eq!(v.series.len(), 2);
+        let kept: Vec<Labels> = v
+            .series
+            .iter()
+            .flat_map(|s| &s.packed.exemplars)
+            .map(|e| Labels::from_packed(&e.labels).unwrap())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                Labels::from_pairs([("trace_id", "ok")]).unwrap(),
+                Labels::from_pairs([("span_id", "s"), ("trace_id", "later")]).unwrap(),
+            ]
+        );
+        assert!(v.series[1].packed.timestamps.is_empty());
     }
 }

@@ -7,11 +7,11 @@
 //!
 //! The decoder reads what prost would for the fields the write path uses
 //! (labels, samples, the number of native histograms) and skips every
-//! other field, metadata and exemplars included, without looking inside.
+//! other field, metadata included, without looking inside.
 
 use tidemark_proto::prometheus as pb;
 
-use crate::validate::RawSeries;
+use crate::validate::{RawExemplar, RawSeries};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -177,6 +177,11 @@ fn time_series(buf: &[u8], base: usize) -> Result<RawSeries<'_>, String> {
                 let (b, at) = r.len_delimited()?;
                 s.samples.push(sample(b, at)?);
             }
+            3 => {
+                r.expect("TimeSeries", field, wt, LEN)?;
+                let (b, at) = r.len_delimited()?;
+                s.exemplars.push(exemplar(b, at)?);
+            }
             4 => {
                 r.expect("TimeSeries", field, wt, LEN)?;
                 r.len_delimited()?;
@@ -186,6 +191,31 @@ fn time_series(buf: &[u8], base: usize) -> Result<RawSeries<'_>, String> {
         }
     }
     Ok(s)
+}
+
+fn exemplar(buf: &[u8], base: usize) -> Result<RawExemplar<'_>, String> {
+    let mut r = Reader::new(buf, base);
+    let mut e = RawExemplar::default();
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("Exemplar", field, wt, LEN)?;
+                let (b, at) = r.len_delimited()?;
+                e.labels.push(label(b, at)?);
+            }
+            2 => {
+                r.expect("Exemplar", field, wt, FIXED64)?;
+                e.value = f64::from_bits(r.fixed64()?);
+            }
+            3 => {
+                r.expect("Exemplar", field, wt, VARINT)?;
+                e.timestamp = r.varint()? as i64;
+            }
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok(e)
 }
 
 fn label(buf: &[u8], base: usize) -> Result<(&str, &str), String> {

@@ -6,9 +6,17 @@ use tidemark_proto::prometheus as pb;
 
 use super::*;
 
+/// A decoded exemplar, comparable: labels, value bits, timestamp.
+type PlainExemplar = (Vec<(String, String)>, u64, i64);
+
 /// A decoded series, comparable: labels, (value bits, timestamp) samples,
-/// histogram count.
-type Plain = (Vec<(String, String)>, Vec<(u64, i64)>, u64);
+/// histogram count, exemplars.
+type Plain = (
+    Vec<(String, String)>,
+    Vec<(u64, i64)>,
+    u64,
+    Vec<PlainExemplar>,
+);
 
 /// What prost decodes, in the decoder's terms.
 fn by_prost(body: &[u8]) -> Result<Vec<Plain>, String> {
@@ -24,6 +32,16 @@ fn by_prost(body: &[u8]) -> Result<Vec<Plain>, String> {
                     .map(|s| (s.value.to_bits(), s.timestamp))
                     .collect(),
                 ts.histograms.len() as u64,
+                ts.exemplars
+                    .into_iter()
+                    .map(|e| {
+                        (
+                            e.labels.into_iter().map(|l| (l.name, l.value)).collect(),
+                            e.value.to_bits(),
+                            e.timestamp,
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect())
@@ -43,6 +61,19 @@ fn by_us(body: &[u8]) -> Result<Vec<Plain>, String> {
                     .map(|s| (s.value.to_bits(), s.timestamp))
                     .collect(),
                 s.histograms,
+                s.exemplars
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.labels
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), v.to_string()))
+                                .collect(),
+                            e.value.to_bits(),
+                            e.timestamp,
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect())

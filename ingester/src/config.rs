@@ -51,6 +51,10 @@ pub struct HeadConfig {
     pub samples_per_chunk: usize,
     /// Chunks are also closed at multiples of this range, the block range.
     pub chunk_range: Duration,
+    /// Exemplars one tenant's head keeps in memory, over all its series;
+    /// the oldest is overwritten when full (Prometheus's
+    /// `--storage.exemplars.exemplars-limit`). 0 turns exemplar storage off.
+    pub max_exemplars: usize,
 }
 
 impl Default for HeadConfig {
@@ -58,6 +62,7 @@ impl Default for HeadConfig {
         HeadConfig {
             samples_per_chunk: 120,
             chunk_range: Duration::from_secs(2 * 3600),
+            max_exemplars: 100_000,
         }
     }
 }
@@ -142,6 +147,7 @@ impl IngesterConfig {
         HeadOptions {
             samples_per_chunk: self.head.samples_per_chunk,
             chunk_range_ms: self.head.chunk_range.as_millis_i64(),
+            max_exemplars: self.head.max_exemplars,
             ..HeadOptions::default()
         }
     }

@@ -27,6 +27,7 @@ mod blocks;
 mod config;
 mod convert;
 mod error;
+mod exemplars;
 mod flush;
 mod handoff;
 mod ingester;

@@ -25,6 +25,8 @@ pub(crate) struct RefusedLabels {
 pub(crate) struct IngesterMetrics {
     pub(crate) ingested_samples: Family<TenantLabel, Counter>,
     pub(crate) refused_samples: Family<RefusedLabels, Counter>,
+    pub(crate) ingested_exemplars: Family<TenantLabel, Counter>,
+    pub(crate) refused_exemplars: Family<RefusedLabels, Counter>,
     pub(crate) memory_series: Family<TenantLabel, Gauge>,
     pub(crate) head_memory_bytes: Gauge,
     pub(crate) wal_fsyncs: Counter,
@@ -37,6 +39,8 @@ impl IngesterMetrics {
         let s = IngesterMetrics {
             ingested_samples: Family::default(),
             refused_samples: Family::default(),
+            ingested_exemplars: Family::default(),
+            refused_exemplars: Family::default(),
             memory_series: Family::default(),
             head_memory_bytes: Gauge::default(),
             wal_fsyncs: Counter::default(),
@@ -52,6 +56,16 @@ impl IngesterMetrics {
             "ingester_refused_samples",
             "Samples the ingester refused, by reason (out of order, duplicate, series limit...).",
             s.refused_samples.clone(),
+        );
+        m.register(
+            "ingester_ingested_exemplars",
+            "Exemplars stored in the head.",
+            s.ingested_exemplars.clone(),
+        );
+        m.register(
+            "ingester_refused_exemplars",
+            "Exemplars refused, by reason (out of order, labels too long, unknown series, storage off).",
+            s.refused_exemplars.clone(),
         );
         m.register(
             "ingester_memory_series",

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
-use tidemark_model::{Labels, Sample, TenantId};
+use tidemark_model::{Exemplar, Labels, Sample, TenantId};
 use tidemark_proto::ingester::{
-    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, PushRequest,
-    PushResponse, SelectRequest, SelectResponse, SeriesError, StreamedSeries,
-    ingester_server::Ingester, series_error::Reason,
+    ExemplarsRequest, ExemplarsResponse, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
+    LabelValuesResponse, PushRequest, PushResponse, SelectRequest, SelectResponse, SeriesError,
+    StreamedSeries, ingester_server::Ingester, series_error::Reason,
 };
 use tidemark_proto::prometheus as pb;
-use tidemark_tsdb::{AppendResult, TenantHeads, TsdbError};
+use tidemark_tsdb::{AppendResult, ExemplarAppend, TenantHeads, TsdbError};
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
@@ -23,7 +23,7 @@ use crate::convert::{
 };
 use crate::ingester::Shared;
 use crate::metrics::{RefusedLabels, TenantLabel};
-use crate::{IngesterError, series_limit};
+use crate::{IngesterError, exemplars, series_limit};
 
 pub(crate) struct IngesterService {
     shared: Arc<Shared>,
@@ -67,12 +67,16 @@ struct PushOutcome {
     batch: Vec<(Labels, Vec<Sample>)>,
     appended: AppendResult,
     over_limit: Vec<(Labels, usize)>,
+    exemplars: ExemplarAppend,
 }
 
+/// Appends a push's samples, then its exemplars (whose series the samples
+/// may have just created).
 fn push_blocking(
     heads: &TenantHeads,
     tenant: &TenantId,
     mut batch: Vec<(Labels, Vec<Sample>)>,
+    exemplar_batch: Vec<(Labels, Vec<Exemplar>)>,
     max_series: u64,
 ) -> Result<PushOutcome, IngesterError> {
     let storage = |source| IngesterError::Storage {
@@ -82,10 +86,16 @@ fn push_blocking(
     let head = heads.get_or_create(tenant).map_err(storage)?;
     let over_limit = series_limit::enforce(&head, &mut batch, max_series);
     let appended = head.append(&batch).map_err(storage)?;
+    let exemplars = if exemplar_batch.is_empty() {
+        ExemplarAppend::default()
+    } else {
+        head.append_exemplars(&exemplar_batch).map_err(storage)?
+    };
     Ok(PushOutcome {
         batch,
         appended,
         over_limit,
+        exemplars,
     })
 }
 
@@ -102,6 +112,8 @@ impl Ingester for IngesterService {
         let mut errors = Vec::new();
         let mut refused_by_reason: Vec<(&'static str, u64)> = Vec::new();
         let mut batch = Vec::with_capacity(req.timeseries.len() + req.series.len());
+        let mut exemplar_batch: Vec<(Labels, Vec<Exemplar>)> = Vec::new();
+        let mut exemplars_dropped = 0u64;
         for ts in req.timeseries {
             let samples: Vec<Sample> = ts
                 .samples
@@ -109,7 +121,13 @@ impl Ingester for IngesterService {
                 .map(|s| Sample::new(s.timestamp, s.value))
                 .collect();
             match labels_from_proto(&ts.labels) {
-                Ok(labels) => batch.push((labels, samples)),
+                Ok(labels) => {
+                    if !ts.exemplars.is_empty() {
+                        let ex = exemplars::from_proto(&ts.exemplars, &mut exemplars_dropped);
+                        exemplar_batch.push((labels.clone(), ex));
+                    }
+                    batch.push((labels, samples));
+                }
                 Err(message) => {
                     refused_by_reason.push(("label_invalid", samples.len() as u64));
                     errors.push(SeriesError {
@@ -123,7 +141,13 @@ impl Ingester for IngesterService {
         }
         for (i, ps) in req.series.into_iter().enumerate() {
             match packed_series(&ps) {
-                Ok(entry) => batch.push(entry),
+                Ok(entry) => {
+                    if !ps.exemplars.is_empty() {
+                        let ex = exemplars::from_packed(&ps.exemplars, &mut exemplars_dropped);
+                        exemplar_batch.push((entry.0.clone(), ex));
+                    }
+                    batch.push(entry);
+                }
                 Err(message) => {
                     let refused = ps.timestamps.len().max(ps.values.len()) as u64;
                     refused_by_reason.push(("label_invalid", refused));
@@ -138,10 +162,11 @@ impl Ingester for IngesterService {
         }
         let max_series = min_limit(self.shared.cfg.max_series_per_tenant, req.max_series);
         let t = tenant.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || push_blocking(&heads, &t, batch, max_series))
-                .await
-                .map_err(|e| IngesterError::Internal(format!("push task failed: {e}")))?;
+        let outcome = tokio::task::spawn_blocking(move || {
+            push_blocking(&heads, &t, batch, exemplar_batch, max_series)
+        })
+        .await
+        .map_err(|e| IngesterError::Internal(format!("push task failed: {e}")))?;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
@@ -193,13 +218,24 @@ impl Ingester for IngesterService {
                 })
                 .inc_by(n);
         }
+        exemplars::count(&self.shared, &tenant, &outcome.exemplars, exemplars_dropped);
         metrics
             .push_duration
             .observe(started.elapsed().as_secs_f64());
         Ok(Response::new(PushResponse {
             samples_written: written,
             errors,
+            exemplars_written: outcome.exemplars.written as u64,
         }))
+    }
+
+    async fn query_exemplars(
+        &self,
+        request: Request<ExemplarsRequest>,
+    ) -> Result<Response<ExemplarsResponse>, Status> {
+        Ok(Response::new(
+            exemplars::query(&self.shared, request.into_inner()).await?,
+        ))
     }
 
     type SelectStream = SelectStream;

@@ -9,8 +9,9 @@ use futures::StreamExt;
 use tidemark_ingester::{Ingester, IngesterConfig};
 use tidemark_model::{Labels, STALE_NAN_BITS, TenantId};
 use tidemark_proto::ingester::{
-    LabelNamesRequest, LabelValuesRequest, PackedSeries, PushRequest, SelectRequest,
-    ingester_client::IngesterClient, series_error::Reason,
+    ExemplarsRequest, LabelNamesRequest, LabelValuesRequest, MatcherSet, PackedExemplar,
+    PackedSeries, PushRequest, SelectRequest, ingester_client::IngesterClient,
+    series_error::Reason,
 };
 use tidemark_proto::prometheus as pb;
 use tidemark_server::{Metrics, RoleContext, Services, Tenancy, serve_grpc};
@@ -165,6 +166,7 @@ async fn packed_series_are_written_next_to_remote_write_series_and_bad_ones_name
         ),
         timestamps: samples.iter().map(|s| s.0).collect(),
         values: samples.iter().map(|s| s.1).collect(),
+        ..Default::default()
     };
     let mut uneven = packed(&[("__name__", "uneven")], &[(1000, 1.0)]);
     uneven.values.push(2.0);
@@ -182,6 +184,7 @@ async fn packed_series_are_written_next_to_remote_write_series_and_bad_ones_name
                     labels: bytes::Bytes::from_static(b"\x01b\x01x\x01a\x01y"),
                     timestamps: vec![1000],
                     values: vec![1.0],
+                    ..Default::default()
                 },
                 uneven,
             ],
@@ -338,5 +341,122 @@ async fn per_series_refusals_come_back_without_failing_the_push() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn exemplars_are_pushed_with_their_series_queried_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = |pairs: &[(&str, &str)]| {
+        bytes::Bytes::copy_from_slice(Labels::from_pairs(pairs.iter().copied()).unwrap().packed())
+    };
+    let exemplar = |trace: &str, t: i64, v: f64| PackedExemplar {
+        labels: labels(&[("trace_id", trace)]),
+        timestamp_ms: t,
+        value: v,
+    };
+    let a = [("__name__", "req_total"), ("job", "api")];
+    let mut b = ts(&[("__name__", "lat_bucket"), ("le", "0.5")], &[(1000, 3.0)]);
+    b.exemplars.push(pb::Exemplar {
+        labels: vec![pb::Label {
+            name: "trace_id".into(),
+            value: "bbb".into(),
+        }],
+        value: 0.42,
+        timestamp: 1000,
+    });
+    let push = PushRequest {
+        tenant: "t".into(),
+        timeseries: vec![b],
+        series: vec![
+            PackedSeries {
+                labels: labels(&a),
+                timestamps: vec![1000],
+                values: vec![1.0],
+                exemplars: vec![exemplar("a1", 1000, 1.0)],
+            },
+            // Exemplars alone, as Prometheus sends them: its series has
+            // samples in the same push.
+            PackedSeries {
+                labels: labels(&a),
+                exemplars: vec![exemplar("a2", 2000, 2.0)],
+                ..Default::default()
+            },
+            // No sample of this series is in the head: refused, counted.
+            PackedSeries {
+                labels: labels(&[("__name__", "never")]),
+                exemplars: vec![exemplar("n", 1000, 1.0)],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let query = ExemplarsRequest {
+        tenant: "t".into(),
+        start_ms: 0,
+        end_ms: 10_000,
+        matcher_sets: vec![
+            MatcherSet {
+                matchers: vec![eq("__name__", "req_total")],
+            },
+            MatcherSet {
+                matchers: vec![eq("le", "0.5")],
+            },
+            MatcherSet {
+                matchers: vec![eq("__name__", "never")],
+            },
+        ],
+    };
+    let shown = |resp: tidemark_proto::ingester::ExemplarsResponse| -> Vec<(String, Vec<(String, i64, f64)>)> {
+        resp.series
+            .into_iter()
+            .map(|s| {
+                let series = Labels::from_packed(&s.labels).unwrap().to_string();
+                let ex = s
+                    .exemplars
+                    .into_iter()
+                    .map(|e| {
+                        let l = Labels::from_packed(&e.labels).unwrap();
+                        (l.to_string(), e.timestamp_ms, e.value)
+                    })
+                    .collect();
+                (series, ex)
+            })
+            .collect()
+    };
+    let want = vec![
+        (
+            r#"lat_bucket{le="0.5"}"#.to_string(),
+            vec![(r#"{trace_id="bbb"}"#.to_string(), 1000, 0.42)],
+        ),
+        (
+            r#"req_total{job="api"}"#.to_string(),
+            vec![
+                (r#"{trace_id="a1"}"#.to_string(), 1000, 1.0),
+                (r#"{trace_id="a2"}"#.to_string(), 2000, 2.0),
+            ],
+        ),
+    ];
+    {
+        let mut r = start(dir.path(), IngesterConfig::default()).await;
+        let resp = r.client.push(push).await.unwrap().into_inner();
+        assert_eq!(resp.samples_written, 2);
+        assert_eq!(resp.exemplars_written, 3);
+        assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+        let got = r.client.query_exemplars(query.clone()).await.unwrap();
+        assert_eq!(shown(got.into_inner()), want);
+        let text = r.ctx.metrics.encode();
+        assert!(
+            text.contains(
+                r#"tidemark_ingester_refused_exemplars_total{tenant="t",reason="exemplar_unknown_series"} 1"#
+            ),
+            "{text}"
+        );
+        r.stop().await;
+    }
+    // After a restart the WAL brings them back.
+    let mut r = start(dir.path(), IngesterConfig::default()).await;
+    let got = r.client.query_exemplars(query).await.unwrap();
+    assert_eq!(shown(got.into_inner()), want);
     r.stop().await;
 }

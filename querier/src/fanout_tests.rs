@@ -10,8 +10,9 @@ use tidemark_model::{Labels, MatchOp, Matcher, STALE_NAN, Sample, TenantId, is_s
 use tidemark_promql::{SelectHints, StorageError};
 use tidemark_proto::ingester::ingester_server::{Ingester, IngesterServer};
 use tidemark_proto::ingester::{
-    Chunk, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse,
-    PushRequest, PushResponse, SelectRequest, SelectResponse, StreamedSeries, chunk::Encoding,
+    Chunk, ExemplarsRequest, ExemplarsResponse, LabelNamesRequest, LabelNamesResponse,
+    LabelValuesRequest, LabelValuesResponse, PackedExemplar, PushRequest, PushResponse,
+    SelectRequest, SelectResponse, SeriesExemplars, StreamedSeries, chunk::Encoding,
 };
 use tidemark_proto::prometheus::{self as pb, label_matcher};
 use tidemark_server::Tenancy;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::fanout::{IngesterSource, LabelsRequest, QueryLimiter, QueryLimits, ReadSource};
+use crate::fanout::{self, IngesterSource, LabelsRequest, QueryLimiter, QueryLimits, ReadSource};
 use crate::{Querier, QuerierConfig};
 
 /// How a fake ingester behaves.
@@ -169,6 +170,42 @@ impl Ingester for FakeIngester {
         values.dedup();
         Ok(Response::new(LabelValuesResponse { values }))
     }
+
+    /// One exemplar per sample in range, its trace the sample's time.
+    async fn query_exemplars(
+        &self,
+        r: Request<ExemplarsRequest>,
+    ) -> Result<Response<ExemplarsResponse>, Status> {
+        let r = r.into_inner();
+        self.check(&r.tenant)?;
+        let mut series = Vec::new();
+        for (l, samples) in &self.series {
+            let matched = r.matcher_sets.iter().any(|set| {
+                to_matchers(&set.matchers)
+                    .iter()
+                    .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+            });
+            if !matched {
+                continue;
+            }
+            let exemplars = samples
+                .iter()
+                .filter(|s| s.t >= r.start_ms && s.t <= r.end_ms)
+                .map(|s| PackedExemplar {
+                    labels: bytes::Bytes::from_owner(
+                        Labels::from_pairs([("trace_id", s.t.to_string())]).unwrap(),
+                    ),
+                    timestamp_ms: s.t,
+                    value: s.v,
+                })
+                .collect();
+            series.push(SeriesExemplars {
+                labels: bytes::Bytes::from_owner(l.clone()),
+                exemplars,
+            });
+        }
+        Ok(Response::new(ExemplarsResponse { series }))
+    }
 }
 
 /// A ring that answers with a fixed read set.
@@ -315,6 +352,54 @@ async fn replicas_merge_and_duplicates_appear_once_with_one_ingester_down() {
         .await
         .unwrap();
     assert_eq!(jobs, vec!["api", "db"], "union over replicas");
+}
+
+#[tokio::test]
+async fn exemplars_of_replicas_merge_once_with_one_ingester_down() {
+    let cluster = Cluster::start(vec![
+        fake(Mode::Healthy, vec![(lbl("api"), samples(0, 30))]),
+        fake(
+            Mode::Healthy,
+            vec![(lbl("api"), samples(15, 45)), (lbl("db"), samples(0, 0))],
+        ),
+        None,
+    ])
+    .await;
+    let reader = cluster
+        .source(1)
+        .reader(&tenant(), Arc::new(QueryLimiter::unlimited()));
+    let req = fanout::ExemplarsRequest {
+        start: 0,
+        end: 40_000,
+        matcher_sets: vec![up_api(), vec![Matcher::equal("job", "db")]],
+    };
+    let got = reader.exemplars(&req).await.unwrap();
+    let shown: Vec<(String, Vec<i64>)> = got
+        .iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.exemplars.iter().map(|e| e.t).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (r#"up{job="api"}"#.to_string(), vec![0, 15_000, 30_000]),
+            (r#"up{job="db"}"#.to_string(), vec![0]),
+        ]
+    );
+
+    // Two down of three is more than max_errors allows.
+    let down = Cluster::start(vec![fake(Mode::Failing, vec![]), None]).await;
+    let err = down
+        .source(0)
+        .reader(&tenant(), Arc::new(QueryLimiter::unlimited()))
+        .exemplars(&req)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
 }
 
 #[tokio::test]

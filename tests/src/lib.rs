@@ -8,10 +8,12 @@
 //!
 //! [`remote_write`] sends Prometheus remote write load and records what was
 //! acknowledged, [`prom`] reads it back through a querier, [`ingester`]
-//! asks one ingester alone, and [`cluster`] starts a multi-process cluster.
+//! asks one ingester alone, [`cluster`] starts a multi-process cluster, and
+//! [`peer`] runs Debian's Prometheus next to them.
 
 pub mod cluster;
 pub mod ingester;
+pub mod peer;
 mod process;
 pub mod prom;
 pub mod remote_write;

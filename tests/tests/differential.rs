@@ -14,11 +14,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use tidemark_tests::{Process, free_port, wait_until};
+use tidemark_tests::Process;
+use tidemark_tests::peer::Prometheus;
 
 /// Samples 15 s apart, 7 s past the 15 s grid.
 const SPACING_MS: i64 = 15_000;
@@ -28,57 +28,12 @@ const EVAL_PHASE_MS: i64 = 3_000;
 /// Two hours of samples.
 const STEPS: i64 = 480;
 
-/// Debian's Prometheus with the remote-write receiver on, killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Debian's Prometheus with the remote-write receiver on.
 fn start_prometheus() -> Option<Prometheus> {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: Debian's `prometheus` is not installed (apt-get install prometheus)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, "global:\n  evaluation_interval: 1m\n").unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let prom = Prometheus {
-        child,
-        port,
-        _dir: dir,
-    };
-    let ready = wait_until(Duration::from_secs(30), || {
-        reqwest::blocking::get(format!("http://127.0.0.1:{port}/-/ready"))
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-    });
-    assert!(ready, "prometheus did not become ready");
-    Some(prom)
+    Prometheus::start(
+        |_| "global:\n  evaluation_interval: 1m\n".to_string(),
+        &["--web.enable-remote-write-receiver"],
+    )
 }
 
 /// One synthetic series: labels (sorted by name) and samples.

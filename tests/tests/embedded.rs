@@ -4,61 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tidemark_tests::{Process, free_port, wait_until};
-
-/// Debian's Prometheus, killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tidemark_tests::peer::Prometheus;
+use tidemark_tests::{Process, wait_until};
 
 fn start_prometheus(remote_write_port: u16) -> Option<Prometheus> {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: Debian's `prometheus` is not installed (apt-get install prometheus)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
-             remote_write:\n  - url: http://127.0.0.1:{remote_write_port}/api/v1/push\n    queue_config: {{batch_send_deadline: 1s}}\n"
-        ),
+    Prometheus::start(
+        |port| {
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+                 remote_write:\n  - url: http://127.0.0.1:{remote_write_port}/api/v1/push\n    queue_config: {{batch_send_deadline: 1s}}\n"
+            )
+        },
+        &[],
     )
-    .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    Some(Prometheus {
-        child,
-        port,
-        _dir: dir,
-    })
 }
 
 fn query(port: u16, q: &str, time: f64) -> serde_json::Value {

@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API: routes, shared request state, and the
 //! handlers' plumbing (parameters in, Prometheus JSON out, metrics).
 
+mod exemplars;
 mod json;
 mod labels;
 mod params;
@@ -171,7 +172,7 @@ handler!(h_query, "query", query::instant);
 handler!(h_query_range, "query_range", query::range);
 handler!(h_format_query, "format_query", query::format);
 handler!(h_parse_query, "parse_query", query::parse);
-handler!(h_exemplars, "query_exemplars", query::exemplars);
+handler!(h_exemplars, "query_exemplars", exemplars::exemplars);
 handler!(h_series, "series", labels::series);
 handler!(h_labels, "labels", labels::label_names);
 handler!(h_metadata, "metadata", status::metadata);

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use http::{HeaderMap, Method, header};
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, VectorSelector};
 use tidemark_model::{MatchOp, Matcher};
 use tidemark_promql::Engine;
 
@@ -229,6 +229,12 @@ pub(crate) fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err("1:1: parse error: a series selector must not have offset or @".into());
     }
+    selector_matcher_sets(&vs)
+}
+
+/// The matcher sets of one selector: one set, or one per `or` alternative,
+/// each with the metric name as a matcher when the selector names it.
+pub(crate) fn selector_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, String> {
     let convert = |ms: &[PMatcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::with_capacity(ms.len() + 1);
         if let Some(name) = &vs.name

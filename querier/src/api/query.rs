@@ -1,5 +1,5 @@
 //! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`,
-//! `/api/v1/parse_query`, `/api/v1/query_exemplars`.
+//! `/api/v1/parse_query`.
 
 use std::time::Duration;
 
@@ -155,23 +155,4 @@ pub(crate) async fn parse(
     let v = serde_json::to_value(&expr)
         .map_err(|e| QuerierError::Internal(format!("cannot serialize the syntax tree: {e}")))?;
     Ok(Success::json(v))
-}
-
-/// `/api/v1/query_exemplars`: exemplars are not stored yet, so the answer is
-/// always empty; the parameters are still checked like Prometheus does.
-pub(crate) async fn exemplars(
-    st: &ApiState,
-    headers: &HeaderMap,
-    p: &Params,
-) -> Result<Success, QuerierError> {
-    st.tenancy.tenant(headers)?;
-    let start = p.time_or("start", super::params::MIN_TIME_MS)?;
-    let end = p.time_or("end", super::params::MAX_TIME_MS)?;
-    if end < start {
-        return Err(QuerierError::BadData(
-            "end timestamp must not be before start timestamp".into(),
-        ));
-    }
-    Engine::parse(p.get("query"))?;
-    Ok(Success::json(serde_json::Value::Array(Vec::new())))
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tidemark_model::Labels;
 use tidemark_promql::Value;
+use tidemark_tsdb::SeriesExemplars;
 
 use super::json::Json;
 use crate::QuerierError;
@@ -19,6 +20,8 @@ pub(crate) enum Data {
     Strings(Vec<String>),
     /// A list of label sets (`/api/v1/series`).
     Series(Vec<Labels>),
+    /// Series with their exemplars (`/api/v1/query_exemplars`).
+    Exemplars(Vec<SeriesExemplars>),
     /// Anything else, already as JSON.
     Json(serde_json::Value),
 }
@@ -63,6 +66,7 @@ impl Success {
                 }
                 j.raw("]");
             }
+            Data::Exemplars(series) => write_exemplars(&mut j, series),
             Data::Json(v) => {
                 j.value(v);
             }
@@ -78,6 +82,34 @@ impl Success {
         j.raw("}");
         j.into_string()
     }
+}
+
+/// As Prometheus: `[{"seriesLabels":{..},"exemplars":[{"labels":{..},
+/// "value":"..","timestamp":1.5}]}]`.
+fn write_exemplars(j: &mut Json, series: &[SeriesExemplars]) {
+    j.raw("[");
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            j.raw(",");
+        }
+        j.raw(r#"{"seriesLabels":"#)
+            .labels(&s.labels)
+            .raw(r#","exemplars":["#);
+        for (k, e) in s.exemplars.iter().enumerate() {
+            if k > 0 {
+                j.raw(",");
+            }
+            j.raw(r#"{"labels":"#)
+                .labels(&e.labels)
+                .raw(r#","value":"#)
+                .float(e.v)
+                .raw(r#","timestamp":"#)
+                .ts(e.t)
+                .raw("}");
+        }
+        j.raw("]}");
+    }
+    j.raw("]");
 }
 
 fn write_query_data(j: &mut Json, v: &Value) {

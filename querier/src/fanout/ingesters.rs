@@ -1,24 +1,25 @@
-//! Reading from ingesters: every select, label names and label values call
-//! goes to each ingester of the ring's read set in parallel.
+//! Reading from ingesters: every select, label names, label values and
+//! exemplars call goes to each ingester of the ring's read set in parallel.
 
 use std::sync::Arc;
 
 use futures::future::join_all;
 use prost::Message as _;
 use tidemark_ingester_client::{ClientPool, IngesterRing, Instance, ReplicationSet};
-use tidemark_model::{Labels, MatchOp, Matcher, Sample, TenantId};
+use tidemark_model::{Exemplar, Labels, MatchOp, Matcher, Sample, TenantId};
 use tidemark_promql::{Queryable, SelectHints, Series, StorageError};
 use tidemark_proto::ingester::ingester_client::IngesterClient;
 use tidemark_proto::ingester::{
-    LabelNamesRequest, LabelValuesRequest, SelectRequest, StreamedSeries, chunk::Encoding,
+    self as ing, LabelNamesRequest, LabelValuesRequest, SelectRequest, StreamedSeries,
+    chunk::Encoding,
 };
 use tidemark_proto::prometheus::{LabelMatcher, label_matcher};
-use tidemark_tsdb::XorChunk;
+use tidemark_tsdb::{SeriesExemplars, XorChunk};
 use tonic::transport::Channel;
 
 use super::limits::QueryLimiter;
 use super::merge::SeriesMerger;
-use super::source::{LabelsRequest, ReadSource, TenantReader, union};
+use super::source::{ExemplarsRequest, LabelsRequest, ReadSource, TenantReader, union};
 
 /// Reads recent data from the ingesters the ring names.
 ///
@@ -248,6 +249,62 @@ impl TenantReader for IngesterReader {
             .await?;
         union(answers.into_iter().map(Ok))
     }
+
+    async fn exemplars(
+        &self,
+        req: &ExemplarsRequest,
+    ) -> Result<Vec<SeriesExemplars>, StorageError> {
+        let msg = ing::ExemplarsRequest {
+            tenant: self.tenant.as_str().to_string(),
+            start_ms: req.start,
+            end_ms: req.end,
+            matcher_sets: req
+                .matcher_sets
+                .iter()
+                .map(|ms| ing::MatcherSet {
+                    matchers: to_proto_matchers(ms),
+                })
+                .collect(),
+        };
+        let answers = self
+            .fan_out("exemplars", |inst| {
+                let msg = msg.clone();
+                async move {
+                    let mut c = self.client(&inst)?;
+                    let resp = c
+                        .query_exemplars(msg)
+                        .await
+                        .map_err(|s| CallError::from_status(&inst, &s))?;
+                    decode_exemplars(resp.into_inner()).map_err(|e| {
+                        CallError::Failed(format!("{}: bad exemplars answer: {e}", inst.grpc_addr))
+                    })
+                }
+            })
+            .await?;
+        Ok(super::exemplars::merge(answers))
+    }
+}
+
+/// An ingester's exemplars answer in the data model.
+fn decode_exemplars(resp: ing::ExemplarsResponse) -> Result<Vec<SeriesExemplars>, String> {
+    resp.series
+        .into_iter()
+        .map(|s| {
+            let labels = Labels::from_packed(&s.labels).map_err(|e| e.to_string())?;
+            let exemplars = s
+                .exemplars
+                .into_iter()
+                .map(|e| {
+                    Ok(Exemplar {
+                        labels: Labels::from_packed(&e.labels).map_err(|e| e.to_string())?,
+                        t: e.timestamp_ms,
+                        v: e.value,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(SeriesExemplars { labels, exemplars })
+        })
+        .collect()
 }
 
 /// The wire form of matchers.

@@ -7,6 +7,7 @@
 //! ([`SeriesMerger`]), and [`QueryableSource`] wraps any engine
 //! `Queryable` (tests, tools).
 
+mod exemplars;
 mod ingesters;
 mod limits;
 mod merge;
@@ -15,4 +16,6 @@ mod source;
 pub use ingesters::{IngesterReader, IngesterSource};
 pub use limits::{QueryLimiter, QueryLimits};
 pub use merge::SeriesMerger;
-pub use source::{LabelsRequest, MergedSource, QueryableSource, ReadSource, TenantReader};
+pub use source::{
+    ExemplarsRequest, LabelsRequest, MergedSource, QueryableSource, ReadSource, TenantReader,
+};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tidemark_model::{MatchOp, Matcher, TenantId};
 use tidemark_promql::{Queryable, SelectHints, Series, StorageError};
+use tidemark_tsdb::SeriesExemplars;
 
 use super::limits::QueryLimiter;
 use super::merge::SeriesMerger;
@@ -23,6 +24,17 @@ pub struct LabelsRequest {
     pub limit: usize,
 }
 
+/// An exemplars request.
+#[derive(Debug, Clone, Default)]
+pub struct ExemplarsRequest {
+    /// First timestamp, ms, inclusive.
+    pub start: i64,
+    /// Last timestamp, ms, inclusive.
+    pub end: i64,
+    /// A series counts when it matches all matchers of any one set.
+    pub matcher_sets: Vec<Vec<Matcher>>,
+}
+
 /// One tenant's data as one query sees it: series for the engine, plus
 /// label names and values for the metadata endpoints.
 #[async_trait::async_trait]
@@ -36,6 +48,17 @@ pub trait TenantReader: Queryable {
         name: &str,
         req: &LabelsRequest,
     ) -> Result<Vec<String>, StorageError>;
+
+    /// Exemplars of the matching series in the range, sorted by series
+    /// labels, each series' oldest first. Only the ingesters' heads hold
+    /// exemplars (as in Prometheus, blocks carry none): other sources
+    /// have none.
+    async fn exemplars(
+        &self,
+        _req: &ExemplarsRequest,
+    ) -> Result<Vec<SeriesExemplars>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Opens a [`TenantReader`] per query: tenant and limits are fixed for the
@@ -208,6 +231,17 @@ impl TenantReader for MergedReader {
         let results =
             futures::future::join_all(self.readers.iter().map(|r| r.label_values(name, req))).await;
         union(results)
+    }
+
+    async fn exemplars(
+        &self,
+        req: &ExemplarsRequest,
+    ) -> Result<Vec<SeriesExemplars>, StorageError> {
+        let results =
+            futures::future::join_all(self.readers.iter().map(|r| r.exemplars(req))).await;
+        Ok(super::exemplars::merge(
+            results.into_iter().collect::<Result<Vec<_>, _>>()?,
+        ))
     }
 }
 
