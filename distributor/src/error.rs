@@ -3,6 +3,8 @@
 use http::StatusCode;
 use tidemark_server::{ApiError, ErrorKind, TenantError};
 
+use crate::push::Written;
+
 /// Why a push failed as a whole, or (for [`DistributorError::Refused`])
 /// partly. Every variant that stems from a limit names the setting that
 /// raises it.
@@ -52,17 +54,18 @@ pub enum DistributorError {
     #[error("{summary}")]
     Refused {
         summary: String,
-        samples_written: u64,
+        written: Written,
         samples_refused: u64,
     },
 
     /// Some series could not be written to a quorum of their replicas.
     #[error(
-        "{series} series could not be written to a quorum of ingesters ({samples_written} samples were written): {cause}"
+        "{series} series could not be written to a quorum of ingesters ({} samples were written): {cause}",
+        written.samples
     )]
     QuorumNotReached {
         series: usize,
-        samples_written: u64,
+        written: Written,
         cause: String,
     },
 
@@ -100,16 +103,12 @@ impl DistributorError {
         }
     }
 
-    /// Samples written despite the error (for the 2.0 `-Written` headers).
-    pub fn samples_written(&self) -> u64 {
+    /// What was written despite the error (for the 2.0 `-Written` headers).
+    pub fn written(&self) -> Written {
         match self {
-            DistributorError::Refused {
-                samples_written, ..
-            }
-            | DistributorError::QuorumNotReached {
-                samples_written, ..
-            } => *samples_written,
-            _ => 0,
+            DistributorError::Refused { written, .. }
+            | DistributorError::QuorumNotReached { written, .. } => *written,
+            _ => Written::default(),
         }
     }
 }
@@ -144,7 +143,7 @@ mod tests {
         assert!(r.kind().retryable());
         let q = DistributorError::QuorumNotReached {
             series: 1,
-            samples_written: 0,
+            written: Written::default(),
             cause: "down".into(),
         };
         assert_eq!(q.http_status(), 503);

@@ -61,7 +61,7 @@ async fn push(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Body) -
             } else {
                 debug!(error = %e, %status, "remote write refused");
             }
-            let written = e.samples_written();
+            let written = e.written();
             let mut msg = e.to_string();
             msg.push('\n');
             (
@@ -78,9 +78,9 @@ async fn push(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Body) -
     };
     if v2 {
         let h = response.headers_mut();
-        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written));
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
         h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
-        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
+        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(written.exemplars));
     }
     inner
         .metrics

@@ -35,4 +35,4 @@ pub use distributor::{Distributor, SERVICE_NAME};
 pub use error::DistributorError;
 pub use http::{EXEMPLARS_WRITTEN, HISTOGRAMS_WRITTEN, SAMPLES_WRITTEN, VERSION_HEADER};
 pub use limits::{Limits, LimitsOverride, LimitsSource};
-pub use push::PushOutcome;
+pub use push::{PushOutcome, Written};

@@ -20,11 +20,21 @@ use crate::metrics::{DistributorMetrics, TenantLabel};
 use crate::rate::RateLimiter;
 use crate::validate::{RawSeries, Refusal, ValidSeries, Validated, validate};
 
+/// What of a request was written, for remote write 2.0's `-Written` headers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub samples: u64,
+    pub exemplars: u64,
+}
+
 /// What a push did. Refusals do not fail the push: the HTTP layer turns
 /// them into a 400 that names them, gRPC returns them in the response.
 #[derive(Debug, Default)]
 pub struct PushOutcome {
     pub samples_written: u64,
+    /// Exemplars of the series a quorum acknowledged (an ingester may still
+    /// drop one, e.g. out of order, without failing anything).
+    pub exemplars_written: u64,
     pub samples_refused: u64,
     /// Every refusal, validation and ingesters' alike (one per series and
     /// reason; replicas refusing the same series count once).
@@ -34,9 +44,12 @@ pub struct PushOutcome {
 impl PushOutcome {
     /// `Err(Refused)` naming the first `max_reported` refusals when there
     /// are any.
-    pub fn into_result(self, max_reported: usize) -> Result<u64, DistributorError> {
+    pub fn into_result(self, max_reported: usize) -> Result<Written, DistributorError> {
         if self.refusals.is_empty() {
-            return Ok(self.samples_written);
+            return Ok(Written {
+                samples: self.samples_written,
+                exemplars: self.exemplars_written,
+            });
         }
         let mut summary = format!(
             "{} series refused ({} samples), {} samples written",
@@ -58,7 +71,10 @@ impl PushOutcome {
         }
         Err(DistributorError::Refused {
             summary,
-            samples_written: self.samples_written,
+            written: Written {
+                samples: self.samples_written,
+                exemplars: self.exemplars_written,
+            },
             samples_refused: self.samples_refused,
         })
     }
@@ -95,6 +111,8 @@ fn ingester_reason(code: i32) -> &'static str {
 struct Replicated {
     /// Samples of the series acknowledged by a quorum.
     samples_acked: u64,
+    /// Exemplars of those series.
+    exemplars_acked: u64,
     /// Series short of a quorum, and whether any of their failures can
     /// heal on retry.
     failed_series: usize,
@@ -186,8 +204,10 @@ impl Pusher {
             )
         };
         let mut written = 0;
+        let mut exemplars_written = 0;
         let mut failure = None;
         if let Some(rep) = replicated {
+            exemplars_written = rep.exemplars_acked;
             let mut ingester_refused: Vec<Refusal> = rep.refusals.into_values().collect();
             ingester_refused.sort_by(|a, b| a.series.cmp(&b.series));
             let refused_by_ingesters: u64 = ingester_refused.iter().map(|r| r.samples).sum();
@@ -219,7 +239,10 @@ impl Pusher {
             } else {
                 return Err(DistributorError::QuorumNotReached {
                     series,
-                    samples_written: written,
+                    written: Written {
+                        samples: written,
+                        exemplars: exemplars_written,
+                    },
                     cause,
                 });
             }
@@ -227,6 +250,7 @@ impl Pusher {
         let samples_refused = refusals.iter().map(|r| r.samples).sum();
         Ok(PushOutcome {
             samples_written: written,
+            exemplars_written,
             samples_refused,
             refusals,
         })
@@ -265,6 +289,7 @@ impl Pusher {
         let mut acks = vec![0usize; series.len()];
         let mut rep = Replicated {
             samples_acked: 0,
+            exemplars_acked: 0,
             failed_series: 0,
             retryable: false,
             causes: Vec::new(),
@@ -303,6 +328,7 @@ impl Pusher {
         for (i, s) in series.iter().enumerate() {
             if acks[i] >= quorum[i] {
                 rep.samples_acked += s.packed.timestamps.len() as u64;
+                rep.exemplars_acked += s.packed.exemplars.len() as u64;
             } else {
                 rep.failed_series += 1;
             }

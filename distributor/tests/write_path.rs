@@ -77,6 +77,8 @@ async fn remote_write_v2_round_trip_reports_written_counts() {
             "code".into(),
             "200".into(),
             "500".into(),
+            "trace_id".into(),
+            "abc".into(),
         ],
         timeseries: vec![
             write_v2::TimeSeries {
@@ -87,6 +89,20 @@ async fn remote_write_v2_round_trip_reports_written_counts() {
                         timestamp: t - 15_000,
                     },
                     write_v2::Sample {
+                        value: 2.0,
+                        timestamp: t,
+                    },
+                ],
+                exemplars: vec![
+                    write_v2::Exemplar {
+                        labels_refs: vec![6, 7],
+                        value: 2.0,
+                        timestamp: t,
+                    },
+                    // A ref past the symbols: this exemplar is dropped, the
+                    // write still succeeds.
+                    write_v2::Exemplar {
+                        labels_refs: vec![6, 99],
                         value: 2.0,
                         timestamp: t,
                     },
@@ -117,7 +133,7 @@ async fn remote_write_v2_round_trip_reports_written_counts() {
     );
     assert_eq!(
         r.headers()["X-Prometheus-Remote-Write-Exemplars-Written"],
-        "0"
+        "1"
     );
     let got = ing.select("anonymous", "http_requests_total").await;
     assert_eq!(got.len(), 2);
