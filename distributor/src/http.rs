@@ -16,7 +16,7 @@ use crate::DistributorError;
 use crate::decode::{Protocol, check_encoding, decode, decompress, negotiate};
 use crate::distributor::Inner;
 use crate::metrics::RequestLabels;
-use crate::push::now_ms;
+use crate::push::{Written, now_ms};
 use crate::validate::{Refusal, validate};
 
 /// Response headers of remote write 2.0: what was written of the request.
@@ -110,7 +110,7 @@ async fn handle(
     protocol: Protocol,
     headers: &HeaderMap,
     body: Body,
-) -> Result<u64, DistributorError> {
+) -> Result<Written, DistributorError> {
     let tenant = inner.tenancy.tenant(headers)?;
     check_encoding(header_str(headers, header::CONTENT_ENCODING))?;
     if let Some(v) = header_str(headers, VERSION_HEADER) {

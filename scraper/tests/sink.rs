@@ -75,6 +75,7 @@ fn batch(tenant: &str, n: usize) -> ScrapeBatch {
                 )
             })
             .collect(),
+        exemplars: Vec::new(),
     }
 }
 

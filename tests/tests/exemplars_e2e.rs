@@ -178,3 +178,63 @@ fn prometheus_exemplars_arrive_by_remote_write_and_answer_like_prometheus() {
         again.log()
     );
 }
+
+#[test]
+fn the_scraper_role_forwards_scraped_exemplars() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+             scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            target.port
+        ),
+    )
+    .unwrap();
+    let mut tm = Process::builder()
+        .arg("-target=all")
+        .arg(format!("--scraper.config-file={}", prom_yml.display()))
+        .start();
+    tm.wait_ready(Duration::from_secs(30));
+    let base = tm.url("");
+    let query = r#"req_total or lat_bucket{le="0.5"}"#;
+    let got = || exemplars(&base, query, now() - 60.0, now() + 1.0);
+    let arrived = wait_until(Duration::from_secs(30), || {
+        let g = got();
+        g.len() == 2
+            && g.iter()
+                .all(|s| s["exemplars"].as_array().is_some_and(|e| e.len() >= 3))
+    });
+    assert!(
+        arrived,
+        "scraped exemplars did not arrive: {:?}; log:\n{}",
+        got(),
+        tm.log()
+    );
+    for s in got() {
+        let name = s["seriesLabels"]["__name__"].as_str().unwrap().to_string();
+        assert_eq!(s["seriesLabels"]["job"], "app", "{s}");
+        let mut last = (0.0, 0u64);
+        for e in s["exemplars"].as_array().unwrap() {
+            let trace = e["labels"]["trace_id"].as_str().unwrap();
+            let (prefix, n) = trace.split_once('-').unwrap();
+            let n: u64 = n.parse().unwrap();
+            // Each scrape's own exemplar, stamped with its scrape's time.
+            assert_eq!(
+                prefix,
+                if name == "req_total" { "req" } else { "lat" },
+                "{e}"
+            );
+            let t = e["timestamp"].as_f64().unwrap();
+            assert!(n > last.1 && t > last.0, "in scrape order: {s}");
+            last = (t, n);
+        }
+        if name == "lat_bucket" {
+            let e = &s["exemplars"][0];
+            assert_eq!(e["value"], "0.25");
+            assert!(e["labels"]["span_id"].as_str().unwrap().starts_with('s'));
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! blank lines and free comments, and takes the end of the body as the end
 //! of the last line (Prometheus appends a line feed before lexing); OpenMetrics
 //! is strict about spacing, needs `# EOF`, takes timestamps in seconds and
-//! allows an exemplar after a sample (parsed, checked, then ignored).
+//! allows an exemplar after a sample (parsed and returned with it).
 //! Quoted UTF-8 names (`{"my.metric", a="b"}`) are read by both.
 
 mod cursor;
@@ -63,8 +63,17 @@ pub struct Series<'p> {
     pub value: f64,
     /// The exposed timestamp in milliseconds, if any.
     pub timestamp_ms: Option<i64>,
-    /// Whether an OpenMetrics exemplar followed the sample (ignored for now).
-    pub has_exemplar: bool,
+    /// The OpenMetrics exemplar that followed the sample, if any.
+    pub exemplar: Option<ExemplarText<'p>>,
+}
+
+/// An exemplar as exposed after ` # `: labels still escaped.
+#[derive(Debug, Clone, Copy)]
+pub struct ExemplarText<'p> {
+    pub labels: &'p [(Escaped<'p>, Escaped<'p>)],
+    pub value: f64,
+    /// The exposed timestamp in milliseconds, if any.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// One entry of an exposition.

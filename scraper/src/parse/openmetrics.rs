@@ -18,6 +18,7 @@ const OM_TYPES: &str =
 pub struct OpenMetricsParser<'a> {
     cur: Cursor<'a>,
     labels: Vec<(Escaped<'a>, Escaped<'a>)>,
+    exemplar_labels: Vec<(Escaped<'a>, Escaped<'a>)>,
     done: bool,
     skip_created: bool,
     family_type: MetricType,
@@ -28,6 +29,7 @@ impl<'a> OpenMetricsParser<'a> {
         OpenMetricsParser {
             cur: Cursor::new(body),
             labels: Vec::with_capacity(16),
+            exemplar_labels: Vec::with_capacity(4),
             done: false,
             skip_created: false,
             family_type: MetricType::Unknown,
@@ -52,7 +54,7 @@ impl<'a> OpenMetricsParser<'a> {
                     if self.skip_created && self.is_created(&head) {
                         continue;
                     }
-                    return Ok(Some(head.with_labels(&self.labels)));
+                    return Ok(Some(head.with_labels(&self.labels, &self.exemplar_labels)));
                 }
             }
         }
@@ -183,7 +185,7 @@ impl<'a> OpenMetricsParser<'a> {
         };
         let value = self.value("sample value")?;
         let mut timestamp_ms = None;
-        let mut has_exemplar = false;
+        let mut exemplar = None;
         if self.cur.peek() == Some(b' ') && !self.cur.rest().starts_with(b" # {") {
             self.cur.bump();
             let tstart = self.cur.take_until(|b| b == b' ' || b == b'\n');
@@ -199,8 +201,7 @@ impl<'a> OpenMetricsParser<'a> {
             })?);
         }
         if self.cur.eat(b" # {") {
-            self.exemplar()?;
-            has_exemplar = true;
+            exemplar = Some(self.exemplar()?);
         }
         self.line_end()?;
         Ok(Step::Series(SeriesHead {
@@ -208,7 +209,7 @@ impl<'a> OpenMetricsParser<'a> {
             name,
             value,
             timestamp_ms,
-            has_exemplar,
+            exemplar,
         }))
     }
 
@@ -244,36 +245,41 @@ impl<'a> OpenMetricsParser<'a> {
         }
     }
 
-    /// The exemplar after ` # {`: labels, value, optional timestamp.
-    /// Checked for syntax and otherwise ignored for now.
-    fn exemplar(&mut self) -> Result<(), ParseError> {
+    /// The exemplar after ` # {`: its labels into `exemplar_labels`, its
+    /// value and optional timestamp returned.
+    fn exemplar(&mut self) -> Result<(f64, Option<i64>), ParseError> {
+        self.exemplar_labels.clear();
         loop {
             match self.cur.peek() {
                 Some(b'}') => {
                     self.cur.bump();
                     break;
                 }
-                Some(b) if is_label_start(b) => {
-                    self.cur.label_name();
-                }
+                Some(b) if is_label_start(b) => {}
                 _ => return Err(self.cur.expected("exemplar label name or `}`")),
             }
+            let Some(name) = self.cur.label_name() else {
+                return Err(self.cur.expected("exemplar label name"));
+            };
+            let name = Escaped::new(name, EscapeKind::Quoted);
             if !self.cur.eat(b"=") {
                 return Err(self.cur.expected("`=` after exemplar label name"));
             }
             if self.cur.peek() != Some(b'"') {
                 return Err(self.cur.expected("quoted exemplar label value"));
             }
-            self.cur.quoted(false, "exemplar label value")?;
+            let value = self.cur.quoted(false, "exemplar label value")?;
+            self.exemplar_labels.push((name, value));
             if !self.cur.eat(b",") && self.cur.peek() != Some(b'}') {
                 return Err(self.cur.expected("`,` or `}` in exemplar labels"));
             }
         }
-        self.value("exemplar value")?;
+        let value = self.value("exemplar value")?;
+        let mut timestamp_ms = None;
         if self.cur.eat(b" ") {
             let tstart = self.cur.take_until(|b| b == b' ' || b == b'\n');
             let ttext = self.cur.str(tstart, self.cur.pos, "exemplar timestamp")?;
-            parse_seconds(ttext).map_err(|reason| {
+            timestamp_ms = Some(parse_seconds(ttext).map_err(|reason| {
                 self.cur.error_at(
                     tstart,
                     ParseErrorKind::InvalidTimestamp {
@@ -281,9 +287,9 @@ impl<'a> OpenMetricsParser<'a> {
                         reason,
                     },
                 )
-            })?;
+            })?);
         }
-        Ok(())
+        Ok((value, timestamp_ms))
     }
 
     /// Labels up to and including `}`; no blanks allowed, a trailing comma

@@ -304,15 +304,34 @@ fn openmetrics_full_example() {
     assert_eq!(got.len(), 6);
 
     let mut p = OpenMetricsParser::new(body.as_bytes()).skip_created_series(true);
-    let mut n = 0;
+    let mut exemplars = Vec::new();
     while let Some(e) = p.next_entry().unwrap() {
         if let Entry::Series(s) = e {
             assert!(!s.name.raw().ends_with("_created"));
-            assert!(s.has_exemplar);
-            n += 1;
+            let ex = s.exemplar.expect("each sample has an exemplar");
+            let labels: Vec<(String, String)> = ex
+                .labels
+                .iter()
+                .map(|(n, v)| (n.unescape().into_owned(), v.unescape().into_owned()))
+                .collect();
+            exemplars.push((labels, ex.value, ex.timestamp_ms));
         }
     }
-    assert_eq!(n, 2);
+    assert_eq!(
+        exemplars,
+        vec![
+            (
+                vec![("trace_id".to_string(), "KOO5S4vxi0o".to_string())],
+                0.67,
+                None
+            ),
+            (
+                vec![("id".to_string(), "x".to_string())],
+                1.0,
+                Some(1520879607700)
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::cursor::{Cursor, is_label_start, is_metric_start};
 use super::error::{ParseError, ParseErrorKind};
 use super::escape::{EscapeKind, Escaped};
 use super::number::{parse_millis, parse_value};
-use super::{Entry, MetricType, Series};
+use super::{Entry, ExemplarText, MetricType, Series};
 
 /// A streaming parser of the Prometheus text format.
 pub struct TextParser<'a> {
@@ -25,11 +25,17 @@ pub(super) struct SeriesHead<'a> {
     pub(super) name: Escaped<'a>,
     pub(super) value: f64,
     pub(super) timestamp_ms: Option<i64>,
-    pub(super) has_exemplar: bool,
+    /// An exemplar's value and timestamp; its labels sit in the parser's
+    /// exemplar label buffer.
+    pub(super) exemplar: Option<(f64, Option<i64>)>,
 }
 
 impl<'a> SeriesHead<'a> {
-    pub(super) fn with_labels<'p>(self, labels: &'p [(Escaped<'a>, Escaped<'a>)]) -> Entry<'p>
+    pub(super) fn with_labels<'p>(
+        self,
+        labels: &'p [(Escaped<'a>, Escaped<'a>)],
+        exemplar_labels: &'p [(Escaped<'a>, Escaped<'a>)],
+    ) -> Entry<'p>
     where
         'a: 'p,
     {
@@ -39,7 +45,11 @@ impl<'a> SeriesHead<'a> {
             labels,
             value: self.value,
             timestamp_ms: self.timestamp_ms,
-            has_exemplar: self.has_exemplar,
+            exemplar: self.exemplar.map(|(value, timestamp_ms)| ExemplarText {
+                labels: exemplar_labels,
+                value,
+                timestamp_ms,
+            }),
         })
     }
 }
@@ -59,7 +69,7 @@ impl<'a> TextParser<'a> {
         match self.step()? {
             Step::Done => Ok(None),
             Step::Entry(e) => Ok(Some(e)),
-            Step::Series(head) => Ok(Some(head.with_labels(&self.labels))),
+            Step::Series(head) => Ok(Some(head.with_labels(&self.labels, &[]))),
         }
     }
 
@@ -223,7 +233,7 @@ impl<'a> TextParser<'a> {
             name,
             value,
             timestamp_ms,
-            has_exemplar: false,
+            exemplar: None,
         }))
     }
 

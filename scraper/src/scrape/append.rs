@@ -1,13 +1,17 @@
 //! From a scraped body to samples: parsing, the label merge,
-//! `metric_relabel_configs`, limits, and staleness markers.
+//! `metric_relabel_configs`, limits, staleness markers, and the exemplars
+//! that came with the samples.
 
 use std::collections::{HashMap, HashSet};
 
-use tidemark_model::{Labels, STALE_NAN, Sample, is_valid_label_name, is_valid_metric_name};
+use tidemark_model::{
+    EXEMPLAR_MAX_LABEL_CHARS, Exemplar, Labels, STALE_NAN, Sample, is_valid_label_name,
+    is_valid_metric_name,
+};
 
 use crate::ScrapeError;
 use crate::config::{GlobalConfig, ScrapeConfig};
-use crate::parse::{Entry, Format, Parser, Series, accept_header};
+use crate::parse::{Entry, ExemplarText, Format, Parser, Series, accept_header};
 use crate::relabel::{LabelSetBuilder, Relabeler, process};
 use crate::target::merge_sample_labels;
 
@@ -70,6 +74,8 @@ impl JobContext {
 pub struct ScrapeOutcome {
     /// Scraped samples plus staleness markers (report series not included).
     pub samples: Vec<(Labels, Sample)>,
+    /// Exemplars of the scraped samples, with their series.
+    pub exemplars: Vec<(Labels, Exemplar)>,
     /// Samples in the exposition (`scrape_samples_scraped`).
     pub scraped: u64,
     /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
@@ -114,7 +120,13 @@ impl ScrapeState {
     ) -> ScrapeOutcome {
         self.iteration += 1;
         match self.collect(ctx, target, body, content_type, ts) {
-            Ok((mut samples, scraped, series_added, current)) => {
+            Ok(Collected {
+                mut samples,
+                exemplars,
+                scraped,
+                added,
+                current,
+            }) => {
                 let post_relabel = samples.len() as u64;
                 for gone in self.previous.difference(&current) {
                     samples.push((gone.clone(), Sample::new(ts, STALE_NAN)));
@@ -124,9 +136,10 @@ impl ScrapeState {
                 self.cache.retain(|_, e| e.seen == it);
                 ScrapeOutcome {
                     samples,
+                    exemplars,
                     scraped,
                     post_relabel,
-                    series_added,
+                    series_added: added,
                     error: None,
                 }
             }
@@ -139,6 +152,7 @@ impl ScrapeState {
     pub fn failed(&mut self, ts: i64, error: ScrapeError) -> ScrapeOutcome {
         ScrapeOutcome {
             samples: self.stale_all(ts),
+            exemplars: Vec::new(),
             scraped: 0,
             post_relabel: 0,
             series_added: 0,
@@ -155,7 +169,6 @@ impl ScrapeState {
             .collect()
     }
 
-    #[allow(clippy::type_complexity)]
     fn collect(
         &mut self,
         ctx: &JobContext,
@@ -163,9 +176,10 @@ impl ScrapeState {
         body: &[u8],
         content_type: Option<&str>,
         ts: i64,
-    ) -> Result<(Vec<(Labels, Sample)>, u64, u64, HashSet<Labels>), ScrapeError> {
+    ) -> Result<Collected, ScrapeError> {
         let mut parser = Parser::new(body, Format::from_content_type(content_type));
         let mut samples = Vec::new();
+        let mut exemplars = Vec::new();
         let mut current = HashSet::new();
         let mut scraped = 0u64;
         // Series not in the cache, i.e. not exposed by the previous scrape
@@ -200,6 +214,14 @@ impl ScrapeState {
                 // Same series twice in one exposition: keep the first.
                 continue;
             }
+            if let Some(ex) = &s.exemplar {
+                match exemplar_of(ex, t) {
+                    Ok(e) => exemplars.push((labels.clone(), e)),
+                    Err(why) => {
+                        tracing::debug!(job = %ctx.job_name, series = %labels, why, "exemplar dropped");
+                    }
+                }
+            }
             samples.push((labels, Sample::new(t, s.value)));
             if ctx.sample_limit > 0 && samples.len() as u64 > ctx.sample_limit {
                 return Err(ScrapeError::LimitExceeded {
@@ -210,8 +232,48 @@ impl ScrapeState {
                 });
             }
         }
-        Ok((samples, scraped, added, current))
+        Ok(Collected {
+            samples,
+            exemplars,
+            scraped,
+            added,
+            current,
+        })
     }
+}
+
+/// What one exposition gave, before staleness.
+struct Collected {
+    samples: Vec<(Labels, Sample)>,
+    exemplars: Vec<(Labels, Exemplar)>,
+    /// Samples in the exposition.
+    scraped: u64,
+    /// Series not exposed by the previous scrape.
+    added: u64,
+    /// Series of this scrape whose staleness is tracked.
+    current: HashSet<Labels>,
+}
+
+/// An exposed exemplar, stamped with its sample's time when it has no
+/// timestamp of its own (as Prometheus does); an error when its labels
+/// repeat a name or exceed OpenMetrics's 128 characters.
+fn exemplar_of(ex: &ExemplarText<'_>, sample_t: i64) -> Result<Exemplar, &'static str> {
+    let pairs: Vec<_> = ex
+        .labels
+        .iter()
+        .map(|(n, v)| (n.unescape(), v.unescape()))
+        .collect();
+    let labels = Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
+        .map_err(|_| "an exemplar label name repeats")?;
+    let e = Exemplar {
+        labels,
+        t: ex.timestamp_ms.unwrap_or(sample_t),
+        v: ex.value,
+    };
+    if e.label_chars() > EXEMPLAR_MAX_LABEL_CHARS {
+        return Err("exemplar labels exceed 128 characters");
+    }
+    Ok(e)
 }
 
 /// The stored labels of one scraped series: checked names, the merge with

@@ -175,3 +175,54 @@ fn report_series_and_end_of_run() {
             .all(|(_, s)| is_stale_nan(s.v))
     );
 }
+
+#[test]
+fn exemplars_come_with_their_samples_stamped_like_prometheus() {
+    let c = ctx(
+        "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: dropped_total\n        action: drop\n",
+    );
+    let long = "x".repeat(121);
+    let body = format!(
+        "# TYPE req counter\n\
+         req_total{{code=\"200\"}} 7 # {{trace_id=\"abc\",span_id=\"s1\"}} 1 4.5\n\
+         req_total{{code=\"500\"}} 1 # {{trace_id=\"def\"}} 2\n\
+         req_total{{code=\"404\"}} 1 # {{trace_id=\"{long}\"}} 3\n\
+         # TYPE dropped counter\n\
+         dropped_total 1 # {{trace_id=\"gone\"}} 1\n\
+         # EOF\n"
+    );
+    let mut st = ScrapeState::new();
+    let o = st.append(
+        &c,
+        &target(),
+        body.as_bytes(),
+        Some("application/openmetrics-text; version=1.0.0"),
+        9000,
+    );
+    assert!(o.error.is_none(), "{:?}", o.error);
+    let got: Vec<(String, String, i64, f64)> = o
+        .exemplars
+        .iter()
+        .map(|(s, e)| (s.to_string(), e.labels.to_string(), e.t, e.v))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                r#"req_total{cluster="c1", code="200", instance="h:9100", job="node"}"#.to_string(),
+                r#"{span_id="s1", trace_id="abc"}"#.to_string(),
+                4500,
+                1.0
+            ),
+            // No timestamp of its own: the scrape's.
+            (
+                r#"req_total{cluster="c1", code="500", instance="h:9100", job="node"}"#.to_string(),
+                r#"{trace_id="def"}"#.to_string(),
+                9000,
+                2.0
+            ),
+        ],
+        "the over-long exemplar and the relabel-dropped series' are not kept"
+    );
+    assert_eq!(o.samples.len(), 3, "the samples themselves are all kept");
+}

@@ -17,7 +17,7 @@ pub mod schedule;
 use std::future::Future;
 use std::sync::Mutex;
 
-use tidemark_model::{Labels, Sample, TenantId};
+use tidemark_model::{Exemplar, Labels, Sample, TenantId};
 
 pub use append::{JobContext, ScrapeOutcome, ScrapeState, report_samples};
 pub use health::{Health, LastScrape, TargetHealth};
@@ -30,11 +30,12 @@ use crate::target::Target;
 
 /// The samples of one scrape of one target, for one tenant: the scraped
 /// series, staleness markers for series that went away, and the report
-/// series (`up`, `scrape_*`).
+/// series (`up`, `scrape_*`); and the exemplars the scraped samples carried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeBatch {
     pub tenant: TenantId,
     pub samples: Vec<(Labels, Sample)>,
+    pub exemplars: Vec<(Labels, Exemplar)>,
 }
 
 /// Where scraped samples go. Implemented by the distributor client (gRPC

@@ -117,6 +117,7 @@ impl ScrapeLoop {
         ScrapeBatch {
             tenant: self.tenant.clone(),
             samples,
+            exemplars: outcome.exemplars,
         }
     }
 
@@ -128,6 +129,7 @@ impl ScrapeLoop {
         ScrapeBatch {
             tenant: self.tenant.clone(),
             samples,
+            exemplars: Vec::new(),
         }
     }
 

@@ -22,9 +22,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
+use tidemark_model::Labels;
 use tidemark_proto::distributor::PushRequest;
 use tidemark_proto::distributor::distributor_client::DistributorClient;
-use tidemark_proto::prometheus::{Label, Sample as ProtoSample, TimeSeries};
+use tidemark_proto::prometheus::{
+    Exemplar as ProtoExemplar, Label, Sample as ProtoSample, TimeSeries,
+};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -233,7 +236,10 @@ async fn dispatch(
         let mut merged = first;
         while merged.samples.len() < shared.cfg.max_batch_samples {
             match rx.try_recv() {
-                Ok(b) if b.tenant == merged.tenant => merged.samples.extend(b.samples),
+                Ok(b) if b.tenant == merged.tenant => {
+                    merged.samples.extend(b.samples);
+                    merged.exemplars.extend(b.exemplars);
+                }
                 Ok(b) => {
                     pending = Some(b);
                     break;
@@ -256,30 +262,42 @@ async fn dispatch(
     }
 }
 
+/// One series entry per sample, then one per exemplar (as Prometheus's
+/// remote write sends them; the distributor takes them in any order).
 fn to_request(batch: ScrapeBatch) -> PushRequest {
-    let timeseries = batch
-        .samples
-        .into_iter()
-        .map(|(labels, s)| TimeSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            samples: vec![ProtoSample {
-                value: s.v,
-                timestamp: s.t,
-            }],
-            ..Default::default()
-        })
-        .collect();
+    let samples = batch.samples.into_iter().map(|(labels, s)| TimeSeries {
+        labels: proto_labels(&labels),
+        samples: vec![ProtoSample {
+            value: s.v,
+            timestamp: s.t,
+        }],
+        ..Default::default()
+    });
+    let exemplars = batch.exemplars.into_iter().map(|(labels, e)| TimeSeries {
+        labels: proto_labels(&labels),
+        exemplars: vec![ProtoExemplar {
+            labels: proto_labels(&e.labels),
+            value: e.v,
+            timestamp: e.t,
+        }],
+        ..Default::default()
+    });
+    let timeseries = samples.chain(exemplars).collect();
     PushRequest {
         tenant: batch.tenant.to_string(),
         timeseries,
         metadata: Vec::new(),
     }
+}
+
+fn proto_labels(labels: &Labels) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|(n, v)| Label {
+            name: n.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
 }
 
 /// The write path's own rule: rate limits, unavailable and internal
