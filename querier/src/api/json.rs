@@ -112,17 +112,28 @@ impl Json {
         self
     }
 
-    /// An array of strings.
-    pub(crate) fn strings<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
+    /// A JSON array of `items`, each written by `item`.
+    pub(crate) fn array<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut item: impl FnMut(&mut Self, T),
+    ) -> &mut Self {
         self.out.push('[');
-        for (i, s) in items.into_iter().enumerate() {
+        for (i, x) in items.into_iter().enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
-            self.str(s);
+            item(self, x);
         }
         self.out.push(']');
         self
+    }
+
+    /// An array of strings.
+    pub(crate) fn strings<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        self.array(items, |j, s| {
+            j.str(s);
+        })
     }
 
     /// Any JSON value, with Go's string escaping.

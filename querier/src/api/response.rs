@@ -57,14 +57,9 @@ impl Success {
                 j.strings(s.iter().map(String::as_str));
             }
             Data::Series(series) => {
-                j.raw("[");
-                for (i, l) in series.iter().enumerate() {
-                    if i > 0 {
-                        j.raw(",");
-                    }
+                j.array(series, |j, l| {
                     j.labels(l);
-                }
-                j.raw("]");
+                });
             }
             Data::Exemplars(series) => write_exemplars(&mut j, series),
             Data::Json(v) => {
@@ -87,29 +82,21 @@ impl Success {
 /// As Prometheus: `[{"seriesLabels":{..},"exemplars":[{"labels":{..},
 /// "value":"..","timestamp":1.5}]}]`.
 fn write_exemplars(j: &mut Json, series: &[SeriesExemplars]) {
-    j.raw("[");
-    for (i, s) in series.iter().enumerate() {
-        if i > 0 {
-            j.raw(",");
-        }
+    j.array(series, |j, s| {
         j.raw(r#"{"seriesLabels":"#)
             .labels(&s.labels)
-            .raw(r#","exemplars":["#);
-        for (k, e) in s.exemplars.iter().enumerate() {
-            if k > 0 {
-                j.raw(",");
-            }
-            j.raw(r#"{"labels":"#)
-                .labels(&e.labels)
-                .raw(r#","value":"#)
-                .float(e.v)
-                .raw(r#","timestamp":"#)
-                .ts(e.t)
-                .raw("}");
-        }
-        j.raw("]}");
-    }
-    j.raw("]");
+            .raw(r#","exemplars":"#)
+            .array(&s.exemplars, |j, e| {
+                j.raw(r#"{"labels":"#)
+                    .labels(&e.labels)
+                    .raw(r#","value":"#)
+                    .float(e.v)
+                    .raw(r#","timestamp":"#)
+                    .ts(e.t)
+                    .raw("}");
+            })
+            .raw("}");
+    });
 }
 
 fn write_query_data(j: &mut Json, v: &Value) {
@@ -124,37 +111,24 @@ fn write_query_data(j: &mut Json, v: &Value) {
             j.raw("[").ts(*t).raw(",").str(s).raw("]");
         }
         Value::Vector(samples) => {
-            j.raw("[");
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    j.raw(",");
-                }
+            j.array(samples, |j, s| {
                 j.raw(r#"{"metric":"#)
                     .labels(&s.labels)
                     .raw(r#","value":"#)
                     .point(s.t, s.v)
                     .raw("}");
-            }
-            j.raw("]");
+            });
         }
         Value::Matrix(series) => {
-            j.raw("[");
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    j.raw(",");
-                }
+            j.array(series, |j, s| {
                 j.raw(r#"{"metric":"#)
                     .labels(&s.labels)
-                    .raw(r#","values":["#);
-                for (k, p) in s.samples.iter().enumerate() {
-                    if k > 0 {
-                        j.raw(",");
-                    }
-                    j.point(p.t, p.v);
-                }
-                j.raw("]}");
-            }
-            j.raw("]");
+                    .raw(r#","values":"#)
+                    .array(&s.samples, |j, p| {
+                        j.point(p.t, p.v);
+                    })
+                    .raw("}");
+            });
         }
     }
     j.raw("}");

@@ -143,6 +143,10 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Cursor { buf, pos: 0 }
+    }
+
     fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -215,10 +219,7 @@ pub(crate) fn decode_series(
     payload: &[u8],
     mut f: impl FnMut(SeriesRef, Labels),
 ) -> Result<(), DecodeError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+    let mut c = Cursor::new(payload);
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     while !c.done() {
         let r = SeriesRef(c.uvarint()?);
@@ -233,10 +234,7 @@ pub(crate) fn decode_exemplars(
     payload: &[u8],
     mut f: impl FnMut(SeriesRef, Exemplar),
 ) -> Result<(), DecodeError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+    let mut c = Cursor::new(payload);
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     while !c.done() {
         let r = SeriesRef(c.uvarint()?);
@@ -256,10 +254,7 @@ pub(crate) fn decode_samples(
     scratch: &mut Vec<Sample>,
     mut f: impl FnMut(SeriesRef, &[Sample]),
 ) -> Result<(), DecodeError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+    let mut c = Cursor::new(payload);
     let base_t = i64::from_le_bytes(c.fixed8()?);
     while !c.done() {
         let r = SeriesRef(c.uvarint()?);
