@@ -344,6 +344,9 @@ async fn per_series_refusals_come_back_without_failing_the_push() {
     r.stop().await;
 }
 
+/// A series and its exemplars as (labels, time, value), printed.
+type Shown = (String, Vec<(String, i64, f64)>);
+
 #[tokio::test]
 async fn exemplars_are_pushed_with_their_series_queried_and_replayed() {
     let dir = tempfile::tempdir().unwrap();
@@ -407,7 +410,7 @@ async fn exemplars_are_pushed_with_their_series_queried_and_replayed() {
             },
         ],
     };
-    let shown = |resp: tidemark_proto::ingester::ExemplarsResponse| -> Vec<(String, Vec<(String, i64, f64)>)> {
+    let shown = |resp: tidemark_proto::ingester::ExemplarsResponse| -> Vec<Shown> {
         resp.series
             .into_iter()
             .map(|s| {
