@@ -15,6 +15,7 @@ pub mod block;
 pub mod chunk;
 mod error;
 pub mod head;
+mod prefetch;
 mod sorted;
 pub mod wal;
 

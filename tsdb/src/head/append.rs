@@ -1,15 +1,17 @@
 //! Appending batches to the head.
 //!
 //! One call: (1) key every entry's labels (128-bit xxh3 over the encoded
-//! buffer, see `series::SeriesKey`) and group the entries by stripe; under the index read lock, taking each
-//! stripe's lock once, resolve that stripe's series of the batch and, for
-//! those that exist, append the samples right away, encoding the accepted
-//! ones into a thread-local WAL buffer; (2) create the missing series
-//! under the index write lock, logging their series record to the WAL
-//! there; (3) append the entries left over (new series, or series another
-//! call holds, see below); (4) write the buffer as one samples record and
-//! wait for it to be durable per the sync policy. Only then does the call return: a sample counted in
-//! [`AppendResult::samples_written`] is in the WAL.
+//! buffer, see `series::SeriesKey`) and group the entries by stripe; under
+//! the index read lock, a window of stripes at a time, resolve their series
+//! of the batch (prefetching the series' slots), then take each stripe's
+//! write lock once and append the samples of the series that exist,
+//! encoding the accepted ones into a thread-local WAL buffer; (2) create
+//! the missing series under the index write lock, logging their series
+//! record to the WAL there; (3) append the entries left over (new series,
+//! series removed since they were resolved, or series another call holds,
+//! see below); (4) write the buffer as one samples record and wait for it
+//! to be durable per the sync policy. Only then does the call return: a
+//! sample counted in [`AppendResult::samples_written`] is in the WAL.
 //!
 //! WAL order per series: series appended to are stamped with the call's WAL
 //! ticket, pending until (4) wrote their samples. Step (1) defers a series
@@ -61,6 +63,9 @@ pub struct RefusedSeries {
 /// Records are split at about this size, far below the WAL's maximum
 /// record size, so any batch can be logged and replayed.
 const SPLIT_RECORD_BYTES: usize = 8 << 20;
+/// Stripes resolved (and their series' slots prefetched) before any of
+/// them is appended to.
+const RESOLVE_AHEAD: usize = 32;
 /// Encoding buffers larger than this are shrunk after use.
 const KEEP_BUF_BYTES: usize = 1 << 20;
 
@@ -270,66 +275,90 @@ impl Head {
                 starts,
                 ..
             } = &mut scratch;
-            // Fast path: per stripe, one lock for all of the batch's series
-            // there; resolve them all first, then append. Resolving in a
-            // tight loop lets the cache misses of consecutive lookups (map
-            // probes) overlap instead of queueing
-            // behind each sample's appending. The index read lock is held,
+            // Fast path: per window of stripes, resolve all of the batch's
+            // series there first, then append, one lock per stripe and
+            // phase. Resolving in a tight loop lets the cache misses of
+            // consecutive lookups (map probes, prefetched slots) overlap
+            // instead of queueing behind each sample's appending. A series
+            // removed between the two phases is found missing by `get_mut`
+            // and takes the slow path. The index read lock is held,
             // unused, so that no sample of a series being created reaches
             // the WAL before its series record (`create_series` logs it
             // under the write lock), and released before `create_series`.
             // Nothing here waits on another call, so it cannot deadlock
             // with series creation.
             let index = self.index.read();
-            for group in starts.windows(2) {
-                let entries = &order[group[0] as usize..group[1] as usize];
-                let Some(&first) = entries.first() else {
-                    continue;
-                };
-                let mut stripe = self.stripes[stripe_of_hash(keys[first as usize].hash)].write();
-                for &i in entries {
-                    let i = i as usize;
-                    refs[i] = stripe.find(keys[i]);
-                }
-                // Entries deferred from this stripe; a series lives in one
-                // stripe, so its entries stay in batch order among these.
-                let deferred_from = later.len();
-                for &i in entries {
-                    let i = i as usize;
-                    let Some(r) = refs[i] else {
-                        missing.push(i);
-                        later.push(i);
-                        continue;
-                    };
-                    let Some(s) = stripe.get_mut(r) else {
-                        later.push(i);
-                        continue;
-                    };
-                    if self.held_by_other(s, &ticket)
-                        || later[deferred_from..].iter().any(|&j| refs[j] == Some(r))
-                    {
-                        later.push(i);
+            let group = |k: usize| &order[starts[k] as usize..starts[k + 1] as usize];
+            for window in (0..STRIPES).step_by(RESOLVE_AHEAD) {
+                let window = window..(window + RESOLVE_AHEAD).min(STRIPES);
+                // Resolve a window of stripes and prefetch their series'
+                // slots, then append to them: the slots arrive while the
+                // window's other lookups run.
+                for k in window.clone() {
+                    let entries = group(k);
+                    if entries.is_empty() {
                         continue;
                     }
-                    let (labels, samples) = &batch[i];
-                    self.append_series(
-                        s,
-                        &ticket,
-                        i,
-                        labels,
-                        samples,
-                        min_valid,
-                        &mut accepted,
-                        &mut acc,
-                        &mut result,
-                    );
-                    if self.wal.is_some() && !accepted.is_empty() {
-                        encode_sample_group(&mut rec.buf, rec.base_t, r, accepted.iter().copied());
+                    let stripe = self.stripes[k].read();
+                    for &i in entries {
+                        let i = i as usize;
+                        refs[i] = stripe.find(keys[i]);
+                        if let Some(r) = refs[i] {
+                            stripe.prefetch(r);
+                        }
                     }
                 }
-                drop(stripe);
-                if rec.buf.len() > SPLIT_RECORD_BYTES {
-                    self.flush(&mut rec, &mut ticket)?;
+                for k in window {
+                    let entries = group(k);
+                    if entries.is_empty() {
+                        continue;
+                    }
+                    let mut stripe = self.stripes[k].write();
+                    // Entries deferred from this stripe; a series lives in one
+                    // stripe, so its entries stay in batch order among these.
+                    let deferred_from = later.len();
+                    for &i in entries {
+                        let i = i as usize;
+                        let Some(r) = refs[i] else {
+                            missing.push(i);
+                            later.push(i);
+                            continue;
+                        };
+                        let Some(s) = stripe.get_mut(r) else {
+                            later.push(i);
+                            continue;
+                        };
+                        if self.held_by_other(s, &ticket)
+                            || later[deferred_from..].iter().any(|&j| refs[j] == Some(r))
+                        {
+                            later.push(i);
+                            continue;
+                        }
+                        let (labels, samples) = &batch[i];
+                        self.append_series(
+                            s,
+                            &ticket,
+                            i,
+                            labels,
+                            samples,
+                            min_valid,
+                            &mut accepted,
+                            &mut acc,
+                            &mut result,
+                        );
+                        if self.wal.is_some() && !accepted.is_empty() {
+                            encode_sample_group(
+                                &mut rec.buf,
+                                rec.base_t,
+                                r,
+                                accepted.iter().copied(),
+                            );
+                        }
+                    }
+                    drop(stripe);
+                    if rec.buf.len() > SPLIT_RECORD_BYTES {
+                        self.flush(&mut rec, &mut ticket)?;
+                    }
                 }
             }
             drop(index);

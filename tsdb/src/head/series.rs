@@ -433,6 +433,17 @@ impl Stripe {
             .map(|&(_, r)| r)
     }
 
+    /// Asks the CPU to start loading the slot of `r` (its first two cache
+    /// lines, where an append reads and writes), without waiting for it.
+    pub(crate) fn prefetch(&self, r: SeriesRef) {
+        let (_, slot) = split(r);
+        if let Some(s) = self.slots.get(slot) {
+            let p: *const Slot = s;
+            crate::prefetch::prefetch(p.cast::<u8>());
+            crate::prefetch::prefetch(p.cast::<u8>().wrapping_add(64));
+        }
+    }
+
     /// A ref for a new series in this stripe (insert it with `insert`).
     pub(crate) fn next_ref(&mut self) -> SeriesRef {
         let stripe = self.index;
