@@ -28,7 +28,8 @@
 //! pass through bit for bit.
 
 use tidemark_model::{
-    EXEMPLAR_MAX_LABEL_CHARS, Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name,
+    EXEMPLAR_MAX_LABEL_CHARS, Exemplar, Labels, METRIC_NAME, is_valid_label_name,
+    is_valid_metric_name,
 };
 use tidemark_proto::ingester as ing;
 use tidemark_proto::prometheus as pb;
@@ -343,24 +344,22 @@ pub fn validate(timeseries: Vec<RawSeries<'_>>, limits: &Limits, now_ms: i64) ->
 fn valid_exemplars(raw: &[RawExemplar<'_>], dropped: &mut u64) -> Vec<ing::PackedExemplar> {
     let mut out = Vec::with_capacity(raw.len());
     for e in raw {
-        let chars: usize = e
-            .labels
-            .iter()
-            .map(|(n, v)| n.chars().count() + v.chars().count())
-            .sum();
         let names_ok = e.labels.iter().all(|(n, _)| is_valid_label_name(n));
-        let labels = match Labels::from_pairs(e.labels.iter().copied()) {
-            Ok(l) if names_ok && chars <= EXEMPLAR_MAX_LABEL_CHARS => l,
-            _ => {
-                *dropped += 1;
-                continue;
-            }
-        };
-        out.push(ing::PackedExemplar {
-            labels: bytes::Bytes::from_owner(labels),
-            timestamp_ms: e.timestamp,
-            value: e.value,
+        let exemplar = Labels::from_pairs(e.labels.iter().copied()).map(|labels| Exemplar {
+            labels,
+            t: e.timestamp,
+            v: e.value,
         });
+        match exemplar {
+            Ok(x) if names_ok && x.label_chars() <= EXEMPLAR_MAX_LABEL_CHARS => {
+                out.push(ing::PackedExemplar {
+                    labels: bytes::Bytes::from_owner(x.labels),
+                    timestamp_ms: x.t,
+                    value: x.v,
+                });
+            }
+            _ => *dropped += 1,
+        }
     }
     out
 }

@@ -10,38 +10,46 @@ use crate::IngesterError;
 use crate::convert::{labels_from_proto, matchers_from_proto};
 use crate::ingester::Shared;
 use crate::metrics::{RefusedLabels, TenantLabel};
+use crate::service::tenant_of;
 
 /// Exemplars of a packed series. One with undecodable labels is dropped
 /// and counted in `dropped`: a bad exemplar fails nothing.
 pub(crate) fn from_packed(raw: &[ing::PackedExemplar], dropped: &mut u64) -> Vec<Exemplar> {
-    raw.iter()
-        .filter_map(|e| match Labels::from_packed(&e.labels) {
-            Ok(labels) => Some(Exemplar {
+    keep_valid(
+        raw.iter().map(|e| {
+            Labels::from_packed(&e.labels).map(|labels| Exemplar {
                 labels,
                 t: e.timestamp_ms,
                 v: e.value,
-            }),
-            Err(_) => {
-                *dropped += 1;
-                None
-            }
-        })
-        .collect()
+            })
+        }),
+        dropped,
+    )
 }
 
-/// Exemplars of a series in remote write 1.0's form.
+/// Exemplars of a series in remote write 1.0's form, as [`from_packed`].
 pub(crate) fn from_proto(raw: &[pb::Exemplar], dropped: &mut u64) -> Vec<Exemplar> {
-    raw.iter()
-        .filter_map(|e| match labels_from_proto(&e.labels) {
-            Ok(labels) => Some(Exemplar {
+    keep_valid(
+        raw.iter().map(|e| {
+            labels_from_proto(&e.labels).map(|labels| Exemplar {
                 labels,
                 t: e.timestamp,
                 v: e.value,
-            }),
-            Err(_) => {
-                *dropped += 1;
-                None
-            }
+            })
+        }),
+        dropped,
+    )
+}
+
+/// The decoded exemplars; the others counted in `dropped`.
+fn keep_valid<E>(
+    decoded: impl Iterator<Item = Result<Exemplar, E>>,
+    dropped: &mut u64,
+) -> Vec<Exemplar> {
+    decoded
+        .filter_map(|e| {
+            *dropped += u64::from(e.is_err());
+            e.ok()
         })
         .collect()
 }
@@ -80,10 +88,7 @@ pub(crate) async fn query(
     req: ing::ExemplarsRequest,
 ) -> Result<ing::ExemplarsResponse, IngesterError> {
     let heads = shared.heads()?;
-    let tenant = TenantId::new(&req.tenant).map_err(|e| IngesterError::InvalidTenant {
-        tenant: req.tenant.clone(),
-        reason: e.to_string(),
-    })?;
+    let tenant = tenant_of(&req.tenant)?;
     let sets = req
         .matcher_sets
         .iter()

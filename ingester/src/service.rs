@@ -35,7 +35,7 @@ impl IngesterService {
     }
 }
 
-fn tenant_of(raw: &str) -> Result<TenantId, IngesterError> {
+pub(crate) fn tenant_of(raw: &str) -> Result<TenantId, IngesterError> {
     TenantId::new(raw).map_err(|e| IngesterError::InvalidTenant {
         tenant: raw.to_string(),
         reason: e.to_string(),
