@@ -126,8 +126,20 @@ EOF
     args+=(${TIDEMARK_CLUSTER_ARGS:-})
     echo "=== $(date -u +%FT%TZ) starting: $bin ${args[*]}" >>"$dir/log"
     setsid "$bin" "${args[@]}" </dev/null >>"$dir/log" 2>&1 &
-    echo $! >"$dir/pid"
-    echo "started $NAME (pid $!)"
+    local pid=$!
+    echo "$pid" >"$dir/pid"
+    # `running_pid` knows the process by its command line, which stays this
+    # script's until the background shell has exec'd the binary: wait for
+    # that (or for the process to be gone), so a check right after a start
+    # does not take a process still starting for one that exited.
+    for _ in $(seq 250); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q tidemark \
+            || ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.02
+    done
+    echo "started $NAME (pid $pid)"
 }
 
 wait_ready() {
